@@ -46,7 +46,7 @@ def filter_size(f: Optional[torch.Tensor]) -> tuple[int, int]:
 
 def setup_filter(
     f,
-    device: Union[str, torch.device] = "cpu",
+    device: Union[str, torch.device, None] = None,
     normalize: bool = True,
     flip_filter: bool = False,
     gain: float = 1,
@@ -67,7 +67,7 @@ def setup_filter(
     if flip_filter:
         f = f.flip(list(range(f.ndim)))
     f = f * (gain ** (f.ndim / 2))
-    return f.to(device=device)
+    return f if device is None else f.to(device=device)
 
 
 def upfirdn2d_reference(
