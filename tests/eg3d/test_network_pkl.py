@@ -354,3 +354,11 @@ def test_bad_files(tmp_path, tiny_pkl, kind):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         eg3d.load_network_pkl(tmp_path / "nope.pkl")
+
+
+def test_allowed_globals_cannot_be_modified(tmp_path):
+    path = tmp_path / "build.pkl"
+    # BUILD (b) with a dict state applied to an allow-listed function.
+    path.write_bytes(b"\x80\x04ctorch.storage\n_load_from_bytes\n}b.")
+    with pytest.raises(eg3d.UnsafeCheckpointError, match="modify"):
+        eg3d.load_network_pkl(path)

@@ -60,8 +60,9 @@ def bias_act_reference(
     """Plain PyTorch bias + activation (autograd provides the gradients)."""
     spec, alpha, gain, clamp = resolve_params(act, alpha, gain, clamp)
     if b is not None:
-        if b.ndim != 1 or b.shape[0] != x.shape[dim]:
+        if x.ndim == 0 or not -x.ndim <= dim < x.ndim or b.ndim != 1 or b.shape[0] != x.shape[dim]:
             raise ValueError(f"bias of shape {tuple(b.shape)} does not match dimension {dim} of x {tuple(x.shape)}")
+        dim = dim % x.ndim  # a negative dim would never match i in the reshape below
         x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
     x = spec.func(x, alpha)
     if gain != 1:

@@ -1,0 +1,284 @@
+"""`guide bench`: speed and memory of the generator, an LTU-shaped training step and the ops.
+
+Measures, on CPU or CUDA, with random weights (no checkpoint needed):
+  * generator forward (no grad) at the chosen size;
+  * one LTU-shaped step: a trainable copy and a frozen source generator render the same
+    batch as GUIDE's step (1 local + 2 adjacency + 2 global-preservation latents), tri-plane
+    MSE and LPIPS losses, backward into backbone.synthesis, one Adam update.
+    (The identity-loss network is not included until the identity-networks issue lands; it
+    adds one IR-SE50 forward/backward on 112² crops, small next to the generator.)
+  * each op (bias_act, upfirdn2d) — its CUDA kernel against the PyTorch reference.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import torch
+
+import eg3d
+from eg3d import configs
+from eg3d.camera import FOV_to_intrinsics, LookAtPoseSampler, camera_params
+
+
+@dataclass
+class BenchSettings:
+    """What to measure and how."""
+
+    device: str = "cpu"
+    config: str = "full"  # 'full' = ffhqrebalanced512-128, 'tiny' = configs.tiny()
+    batch: int = 1  # generator forward batch
+    steps: int = 5  # timed repetitions
+    warmup: int = 2
+    precision: str = "fp32"  # fp32 | tf32 | bf16 (autocast)
+    sr_fp16: bool = True  # on CUDA, run the SR blocks in fp16 as upstream (False: force fp32)
+    neural_rendering_resolution: Optional[int] = None  # default: 128 full, 32 tiny
+    sections: tuple = ("forward", "ltu_step", "ops")  # also: "ltu_step_reference_style"
+    seed: int = 0
+
+
+@dataclass
+class BenchResult:
+    name: str
+    ms: float
+    per_s: float
+    peak_mem_mb: float
+    extra: dict = field(default_factory=dict)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def time_it(fn: Callable[[], object], device: torch.device, steps: int, warmup: int) -> tuple[float, float]:
+    """Median milliseconds per call of fn, and peak memory in MiB."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    _reset_peak(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return times[len(times) // 2], _peak_mb(device)
+
+
+def _build(settings: BenchSettings, device: torch.device) -> eg3d.TriPlaneGenerator:
+    kwargs = configs.ffhq_rebalanced_512_128() if settings.config == "full" else configs.tiny()
+    torch.manual_seed(settings.seed)
+    G = eg3d.TriPlaneGenerator(**kwargs).to(device).eval().requires_grad_(False)
+    nrr = settings.neural_rendering_resolution
+    G.neural_rendering_resolution = nrr or (configs.FFHQ_NEURAL_RENDERING_RESOLUTION if settings.config == "full"
+                                            else 32)
+    return G
+
+
+def _cameras(n: int, device: torch.device, generator: torch.Generator) -> torch.Tensor:
+    yaw = (torch.rand(1, generator=generator).item() * 2 - 1) * 3.14159 / 12
+    cam = LookAtPoseSampler.sample(3.14159 / 2 + yaw, 3.14159 / 2 - 0.2, [0, 0, 0], radius=2.7, generator=generator)
+    return camera_params(cam, FOV_to_intrinsics(18.837)).repeat(n, 1).to(device)
+
+
+def _autocast(settings: BenchSettings, device: torch.device):
+    if settings.precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def bench_forward(settings: BenchSettings, device: torch.device) -> BenchResult:
+    G = _build(settings, device)
+    rng = torch.Generator().manual_seed(settings.seed)
+    c = _cameras(settings.batch, device, rng)
+    ws = G.mapping(torch.randn(settings.batch, G.z_dim, generator=rng).to(device), c)
+
+    def step():
+        with torch.no_grad(), _autocast(settings, device):
+            return G.synthesis(ws, c, noise_mode="const", force_fp32=not settings.sr_fp16)
+
+    ms, peak = time_it(step, device, settings.steps, settings.warmup)
+    return BenchResult("generator_forward", ms, 1000 / ms * settings.batch, peak,
+                       {"batch": settings.batch, "unit": "images/s"})
+
+
+def bench_ltu_step(settings: BenchSettings, device: torch.device, reference_style: bool = False) -> BenchResult:
+    """One LTU-shaped step. `reference_style` reproduces how GUIDE's unlearn.py organises it
+    (one latent at a time, the backbone run twice per latent: get_planes, then synthesis),
+    so the speed-up of our batched step can be measured on the same machine."""
+    import lpips
+
+    G_src = _build(settings, device)
+    G = copy.deepcopy(G_src).train()
+    G.backbone.synthesis.requires_grad_(True)
+    params = list(G.backbone.synthesis.parameters())
+    opt = torch.optim.Adam(params, lr=1e-4)
+    # Random VGG weights (pnet_rand): same cost as the real network, no download.
+    lp = lpips.LPIPS(net="vgg", pretrained=True, pnet_rand=True, verbose=False).to(device).eval()
+    lp.requires_grad_(False)
+    rng = torch.Generator().manual_seed(settings.seed)
+    n_local, n_adj, n_global = 1, 2, 2
+    n = n_local + n_adj + n_global
+    c0 = _cameras(1, device, rng)
+    w_u = G.mapping(torch.randn(1, G.z_dim, generator=rng).to(device), c0).detach()
+    w_t = G.mapping(torch.randn(1, G.z_dim, generator=rng).to(device), c0).detach()
+
+    def step():
+        c = _cameras(n, device, rng)
+        w_rand = G_src.mapping(torch.randn(n_adj + n_global, G.z_dim, generator=rng).to(device), c[:n - 1])
+        alpha = torch.rand(n_adj, 1, 1, generator=rng).to(device) * 15
+        direction = w_rand[:n_adj] - w_u
+        direction = direction / direction.norm(dim=(1, 2), keepdim=True)
+        ws_train = torch.cat([w_u, w_u + alpha * direction, w_rand[n_adj:]])
+        ws_src = torch.cat([w_t, w_t + alpha * direction, w_rand[n_adj:]])
+        if reference_style:
+            return reference_style_step(ws_train, ws_src, c)
+        with _autocast(settings, device):
+            with torch.no_grad():
+                ref = G_src.synthesis(ws_src, c, return_internals=True, force_fp32=not settings.sr_fp16)
+            out = G.synthesis(ws_train, c, return_internals=True, force_fp32=not settings.sr_fp16)
+            k = n_local + n_adj
+            plane_loss = torch.nn.functional.mse_loss(out["internals"]["planes"][:k].float(),
+                                                      ref["internals"]["planes"][:k].float())
+            lpips_loss = lp(out["image"].float(), ref["image"].float()).mean()
+            loss = 1e-2 * plane_loss + lpips_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def reference_style_step(ws_train, ws_src, c):
+        loss = 0
+        k = n_local + n_adj
+        with _autocast(settings, device):
+            for i in range(n):
+                wi, wt, ci = ws_train[i:i + 1], ws_src[i:i + 1], c[i:i + 1]
+                if i < k:
+                    loss = loss + 1e-2 * torch.nn.functional.mse_loss(G.get_planes(wi), G_src.get_planes(wt))
+                img = G.synthesis(wi, ci, force_fp32=not settings.sr_fp16)["image"]
+                img_t = G_src.synthesis(wt, ci, force_fp32=not settings.sr_fp16)["image"]
+                loss = loss + lp(img.float(), img_t.float()).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    ms, peak = time_it(step, device, settings.steps, settings.warmup)
+    name = "ltu_step_reference_style" if reference_style else "ltu_step"
+    return BenchResult(name, ms, 1000 / ms, peak,
+                       {"batch_trainable": n, "batch_frozen": n, "unit": "steps/s",
+                        "seconds_per_1000_steps": ms})
+
+
+def bench_ops(settings: BenchSettings, device: torch.device) -> list[BenchResult]:
+    from eg3d.ops import bias_act, cuda_kernels, upsample2d, upfirdn2d, setup_filter
+
+    full = settings.config == "full"
+    results = []
+    have_kernels = device.type == "cuda" and cuda_kernels.available()
+    impls = ["ref"] + (["cuda"] if have_kernels else [])
+    f = setup_filter([1, 3, 3, 1]).to(device)
+    shapes = {
+        "bias_act_lrelu": ([4, 512, 256, 256] if full else [2, 64, 64, 64]),
+        "upsample2d": ([4, 96, 128, 128] if full else [2, 96, 32, 32]),
+        "upfirdn2d_conv_pad1": ([4, 512, 129, 129] if full else [2, 64, 33, 33]),
+    }
+    for name, shape in shapes.items():
+        x = torch.randn(shape, device=device, requires_grad=True)
+        b = torch.randn(shape[1], device=device, requires_grad=True)
+        for impl in impls:
+            if name == "bias_act_lrelu":
+                fn = lambda: bias_act(x, b, act="lrelu", impl=impl)  # noqa: E731
+            elif name == "upsample2d":
+                fn = lambda: upsample2d(x, f, impl=impl)  # noqa: E731
+            else:
+                fn = lambda: upfirdn2d(x, f, padding=[1, 1, 1, 1], gain=4, impl=impl)  # noqa: E731
+
+            def fwd_bwd(fn=fn):
+                y = fn()
+                y.backward(torch.ones_like(y))
+
+            ms, peak = time_it(lambda: fn(), device, settings.steps, settings.warmup)
+            ms_b, _ = time_it(fwd_bwd, device, settings.steps, settings.warmup)
+            results.append(BenchResult(f"op_{name}_{impl}", ms, 1000 / ms, peak,
+                                       {"shape": shape, "forward_backward_ms": ms_b}))
+    return results
+
+
+def environment(device: torch.device) -> dict:
+    info = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
+            "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+        from eg3d.ops import cuda_kernels
+
+        info["kernels"] = cuda_kernels.build_status() if hasattr(cuda_kernels, "build_status") else None
+    else:
+        info["cpu"] = platform.processor() or platform.machine()
+    return info
+
+
+def run_bench(settings: BenchSettings, progress: Callable[[str], None] = print) -> dict:
+    """Run the chosen sections; returns {'settings', 'environment', 'results'}."""
+    device = torch.device(settings.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("CUDA was requested but no CUDA device is available")
+    tf32 = settings.precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    results: list[BenchResult] = []
+    for section in settings.sections:
+        progress(f"bench: {section} ...")
+        if section == "forward":
+            results.append(bench_forward(settings, device))
+        elif section == "ltu_step":
+            results.append(bench_ltu_step(settings, device))
+        elif section == "ltu_step_reference_style":
+            results.append(bench_ltu_step(settings, device, reference_style=True))
+        elif section == "ops":
+            results.extend(bench_ops(settings, device))
+        else:
+            raise ValueError(f"unknown bench section {section!r}")
+    return {"settings": asdict(settings), "environment": environment(device),
+            "results": [asdict(r) for r in results]}
+
+
+def format_table(report: dict) -> str:
+    env = report["environment"]
+    head = f"device: {env.get('gpu', env.get('cpu', ''))} ({env['device']}), torch {env['torch']}, " \
+           f"precision {report['settings']['precision']}, config {report['settings']['config']}"
+    rows = [head, f"{'benchmark':34s} {'ms':>10s} {'per s':>9s} {'peak MiB':>9s}  notes"]
+    for r in report["results"]:
+        notes = ", ".join(f"{k}={v}" for k, v in r["extra"].items())
+        rows.append(f"{r['name']:34s} {r['ms']:10.2f} {r['per_s']:9.2f} {r['peak_mem_mb']:9.0f}  {notes}")
+    return "\n".join(rows)
+
+
+def write_json(report: dict, path) -> None:
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(path)

@@ -1,0 +1,30 @@
+"""`guide bench` runs end to end on the tiny model and writes a valid report."""
+import json
+
+from click.testing import CliRunner
+
+from guide.cli import cli
+
+
+def test_bench_tiny_cpu(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(cli, ["bench", "--config", "tiny", "--steps", "1", "--warmup", "0",
+                                      "--nrr", "16", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    names = [r["name"] for r in report["results"]]
+    assert names[:2] == ["generator_forward", "ltu_step"]
+    assert any(n.startswith("op_bias_act") for n in names)
+    assert all(r["ms"] > 0 for r in report["results"])
+    assert "generator_forward" in result.output
+
+
+def test_bench_cuda_absent_is_one_line_error():
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    result = CliRunner().invoke(cli, ["bench", "--device", "cuda"])
+    assert result.exit_code == 2
+    assert "CUDA is not available" in result.output
+    assert "Traceback" not in result.output
