@@ -34,7 +34,10 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["guide", "guide.*"]) + sorted(package_dir),
     package_dir=package_dir,
-    package_data={"eg3d.ops": ["cuda/*.cu", "cuda/*.cpp", "cuda/*.h"]},
+    package_data={
+        "eg3d.ops": ["cuda/*.cu", "cuda/*.cpp", "cuda/*.h"],
+        "guide": ["checkpoints_manifest.json"],
+    },
     install_requires=[
         "torch>=2.1",
         "torchvision",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import guide
-from guide.paths import CHECKPOINT_FILES
+from guide.checkpoints import registry
 
 
 def _which_nvcc() -> Optional[str]:
@@ -75,10 +75,10 @@ def _kernel_status() -> Dict[str, Any]:
 
 def _checkpoints(directory: Path) -> Dict[str, Any]:
     files = {}
-    for name, what in CHECKPOINT_FILES.items():
+    for name, entry in registry().items():
         path = directory / name
         present = path.is_file()
-        files[name] = {"present": present, "bytes": path.stat().st_size if present else None, "what": what}
+        files[name] = {"present": present, "bytes": path.stat().st_size if present else None, "what": entry.what}
     return {"dir": str(directory), "exists": directory.is_dir(), "files": files}
 
 

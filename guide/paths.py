@@ -8,16 +8,16 @@ from typing import Dict, Optional, Union
 CHECKPOINTS_ENV = "GUIDE_CHECKPOINTS"
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
 
-# File name -> what it is. All are expected directly inside the checkpoint directory.
-CHECKPOINT_FILES: Dict[str, str] = {
-    "ffhqrebalanced512-128.pkl": "EG3D generator, FFHQ rebalanced 512/128",
-    "w_avg_ffhqrebalanced512-128.pt": "average latent w of that generator",
-    "encoder_FFHQ.pt": "GOAE inversion encoder",
-    "model_ir_se50.pth": "ArcFace IR-SE50 (identity loss)",
-    "CurricularFace_Backbone.pth": "CurricularFace (identity evaluation)",
-    "vgg16-397923af.pth": "VGG16 backbone for LPIPS",
-    "pt_inception-2015-12-05-6726825d.pth": "Inception for FID",
-}
+
+def _checkpoint_files() -> Dict[str, str]:
+    from guide.checkpoints import registry
+
+    return {name: entry.what for name, entry in registry().items()}
+
+
+# File name -> what it is, for every file of the checkpoint registry (guide/checkpoints_manifest.json;
+# see guide.checkpoints for purposes, sources, hashes). All sit directly in the checkpoint directory.
+CHECKPOINT_FILES: Dict[str, str] = _checkpoint_files()
 
 
 def resolve_checkpoint_dir(cli_value: Optional[Union[str, os.PathLike]] = None) -> Path:

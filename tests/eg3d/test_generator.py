@@ -105,3 +105,14 @@ def test_full_size_config_matches_released_layout():
     with torch.device("meta"):
         G = eg3d.TriPlaneGenerator(**configs.ffhq_rebalanced_512_128())
     assert sum(p.numel() for p in G.parameters()) == 30662136
+
+
+def test_init_kwargs_rebuild_the_same_architecture():
+    kwargs = configs.tiny()
+    G = eg3d.TriPlaneGenerator(**kwargs)
+    assert G.init_args == ()
+    assert G.init_kwargs == kwargs
+    kwargs["rendering_kwargs"]["box_warp"] = 99  # a copy, not a reference
+    assert G.init_kwargs["rendering_kwargs"]["box_warp"] == 1
+    G2 = eg3d.TriPlaneGenerator(*G.init_args, **G.init_kwargs)
+    assert list(G2.state_dict()) == list(G.state_dict())

@@ -3,6 +3,7 @@ a volume renderer turns them into a low-resolution feature image, and a super-re
 module produces the final image. Constructor and state_dict match the official class."""
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import torch
@@ -34,6 +35,13 @@ class TriPlaneGenerator(nn.Module):
         **synthesis_kwargs,
     ):
         super().__init__()
+        # Constructor arguments, as official persistent objects record them (init_args/init_kwargs).
+        self.init_args: tuple = ()
+        self.init_kwargs: dict = copy.deepcopy(dict(
+            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+            sr_num_fp16_res=sr_num_fp16_res, mapping_kwargs=mapping_kwargs or {}, rendering_kwargs=rendering_kwargs or {},
+            sr_kwargs=sr_kwargs or {}, **synthesis_kwargs,
+        ))
         rendering_kwargs = dict(rendering_kwargs or {})
         for key in ("superresolution_module", "sr_antialias"):
             if key not in rendering_kwargs:

@@ -1,0 +1,38 @@
+"""Weight files in and out: our safetensors+JSON generator format, EG3D pickle export,
+plain state files, and the helpers they share (atomic writes, hashing, one-line errors).
+
+Names are imported lazily so that ``import guide.io`` stays cheap (no torch until needed).
+"""
+import importlib
+
+_EXPORTS = {
+    "save_generator": "generator_io",
+    "load_generator": "generator_io",
+    "generator_spec": "generator_io",
+    "generator_paths": "generator_io",
+    "read_generator_config": "generator_io",
+    "GeneratorSpec": "generator_io",
+    "GeneratorFiles": "generator_io",
+    "Provenance": "generator_io",
+    "load_any_generator": "load_any",
+    "export_eg3d_pkl": "eg3d_export",
+    "load_state_file": "state_files",
+    "sha256_file": "hashing",
+    "atomic_open": "atomic",
+    "atomic_path": "atomic",
+    "write_bytes_atomic": "atomic",
+    "write_text_atomic": "atomic",
+    "CheckpointFileError": "errors",
+    "MissingCheckpointError": "errors",
+    "CorruptCheckpointError": "errors",
+    "IncompatibleGeneratorError": "errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'guide.io' has no attribute {name!r}")
