@@ -8,6 +8,7 @@ from typing import Optional
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from .rendering import ImportanceRenderer, OSGDecoder, RaySampler
 from .superresolution import superresolution_class
@@ -145,15 +146,17 @@ class TriPlaneGenerator(nn.Module):
         if use_cached_backbone and self._last_planes is not None:
             planes = self._last_planes
         else:
-            planes = self.get_planes(ws, noise_mode=noise_mode, generator=generator, update_emas=update_emas,
-                                     **synthesis_kwargs)
+            with record_function("eg3d.backbone"):
+                planes = self.get_planes(ws, noise_mode=noise_mode, generator=generator, update_emas=update_emas,
+                                         **synthesis_kwargs)
         if cache_backbone:
             self._last_planes = planes
 
-        rendered = self.renderer(
-            planes, self.decoder, ray_origins, ray_directions, self.rendering_kwargs,
-            deterministic=deterministic, generator=generator, return_internals=return_internals,
-        )
+        with record_function("eg3d.renderer"):
+            rendered = self.renderer(
+                planes, self.decoder, ray_origins, ray_directions, self.rendering_kwargs,
+                deterministic=deterministic, generator=generator, return_internals=return_internals,
+            )
         feature_samples, depth_samples, weights_samples = rendered[:3]
 
         h = w = neural_rendering_resolution
@@ -161,10 +164,11 @@ class TriPlaneGenerator(nn.Module):
         depth_image = depth_samples.permute(0, 2, 1).reshape(n, 1, h, w)
         rgb_image = feature_image[:, :3]
         sr_kwargs = {k: v for k, v in synthesis_kwargs.items() if k != "noise_mode"}
-        sr_out = self.superresolution(
-            rgb_image, feature_image, ws, noise_mode=self.rendering_kwargs["superresolution_noise_mode"],
-            return_internals=return_internals, **sr_kwargs,
-        )
+        with record_function("eg3d.superresolution"):
+            sr_out = self.superresolution(
+                rgb_image, feature_image, ws, noise_mode=self.rendering_kwargs["superresolution_noise_mode"],
+                return_internals=return_internals, **sr_kwargs,
+            )
         if not return_internals:
             return {"image": sr_out, "image_raw": rgb_image, "image_depth": depth_image}
         sr_image, sr_internals = sr_out
