@@ -252,8 +252,9 @@ def _clamp_gradient_inclusive() -> bool:
     the minimum-norm 0 after); the kernel follows the installed version so that
     it matches `bias_act_reference`'s autograd.
     """
-    t = torch.tensor([1.0, -1.0], requires_grad=True)
-    (g,) = torch.autograd.grad(t.clamp(-1.0, 1.0).sum(), t)
+    with torch.enable_grad():  # first called inside an autograd.Function's forward, where grad is off
+        t = torch.tensor([1.0, -1.0], requires_grad=True)
+        (g,) = torch.autograd.grad(t.clamp(-1.0, 1.0).sum(), t)
     return bool(g[0].item() == 1.0)
 
 
@@ -429,13 +430,19 @@ def _backward_padding(in_hw, out_hw, ftaps_hw, up, down, pad):
     )
 
 
+# True: always use the generic upfirdn2d kernel, never the tiled 4x4 fast path (tests, benchmarks).
+_FORCE_GENERIC_UPFIRDN = False
+
+
 class _Upfirdn2dCuda(torch.autograd.Function):
     """Kernel upfirdn2d with correlation taps; linear, so its backward is itself."""
 
     @staticmethod
     def forward(ctx, x, taps, up, down, pad):
         channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        y = _module.upfirdn2d(x, taps, up[0], up[1], down[0], down[1], pad[0], pad[1], pad[2], pad[3], channels_last)
+        y = _module.upfirdn2d(
+            x, taps, up[0], up[1], down[0], down[1], pad[0], pad[1], pad[2], pad[3], channels_last, _FORCE_GENERIC_UPFIRDN
+        )
         ctx.save_for_backward(taps)
         ctx.geom = (tuple(x.shape[2:]), tuple(y.shape[2:]), up, down, pad)
         return y

@@ -74,8 +74,11 @@ torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor dy, int64
 }
 
 // y = upfirdn2d with correlation taps `taps` ([fh, fw] float32, flip and gain applied).
+// A tiled kernel serves 4x4 filters with equal up (1 or 2) and down (1 or 2) on
+// both axes (not both 2); everything else, or force_generic, uses the generic kernel.
 torch::Tensor upfirdn2d(torch::Tensor x, torch::Tensor taps, int64_t up_x, int64_t up_y, int64_t down_x, int64_t down_y,
-                        int64_t pad_x0, int64_t pad_x1, int64_t pad_y0, int64_t pad_y1, bool channels_last) {
+                        int64_t pad_x0, int64_t pad_x1, int64_t pad_y0, int64_t pad_y1, bool channels_last,
+                        bool force_generic) {
   TORCH_CHECK(x.is_cuda(), "eg3d_ops.upfirdn2d: x must be a CUDA tensor");
   TORCH_CHECK(x.dim() == 4, "eg3d_ops.upfirdn2d: x must be [N, C, H, W]");
   const int code = dtype_code(x);
@@ -121,6 +124,7 @@ torch::Tensor upfirdn2d(torch::Tensor x, torch::Tensor taps, int64_t up_x, int64
   p.f_w = static_cast<int>(f_w);
   p.f_h = static_cast<int>(f_h);
   p.channels_last = channels_last ? 1 : 0;
+  p.force_generic = force_generic ? 1 : 0;
   if (y.numel() == 0 || x.numel() == 0) return y.zero_();
   check_launch(eg3d_ops::launch_upfirdn2d(p, code, c10::cuda::getCurrentCUDAStream().stream()), "upfirdn2d");
   return y;
@@ -135,5 +139,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("clamp"), py::arg("clamp_inclusive"), py::arg("mode"));
   m.def("upfirdn2d", &upfirdn2d, "upsample, pad, FIR filter (correlation taps), downsample", py::arg("x"),
         py::arg("taps"), py::arg("up_x"), py::arg("up_y"), py::arg("down_x"), py::arg("down_y"), py::arg("pad_x0"),
-        py::arg("pad_x1"), py::arg("pad_y0"), py::arg("pad_y1"), py::arg("channels_last"));
+        py::arg("pad_x1"), py::arg("pad_y0"), py::arg("pad_y1"), py::arg("channels_last"),
+        py::arg("force_generic") = false);
 }

@@ -65,7 +65,8 @@ struct UpfirdnParams {
   int up_x = 1, up_y = 1, down_x = 1, down_y = 1;
   int pad_x0 = 0, pad_y0 = 0;
   int f_w = 1, f_h = 1;
-  int channels_last = 0;  // thread order: 0 = (n, c, y, x), 1 = (n, y, x, c)
+  int channels_last = 0;  // generic kernel's thread order: 0 = (n, c, y, x), 1 = (n, y, x, c)
+  int force_generic = 0;  // 1: skip the tiled fast path (tests)
 };
 
 // Launch on `stream`; return the launch status (cudaGetLastError()).

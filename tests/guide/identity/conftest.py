@@ -1,0 +1,52 @@
+"""Fixtures for the identity-network tests: ../shared/fixtures/idnets and seed-0 filled networks."""
+import os
+from pathlib import Path
+
+import pytest
+
+
+def _require(path: Path) -> Path:
+    """Like tests/conftest.py: skip without ../shared, fail when $CI is set."""
+    if path.exists():
+        return path
+    msg = f"reference data {path} is absent (tests read ../shared in place)"
+    if os.environ.get("CI"):
+        pytest.fail(msg + " -- CI must run these tests, not skip them")
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def idnets_fixtures(shared_dir) -> Path:
+    """../shared/fixtures/idnets."""
+    return _require(shared_dir / "fixtures" / "idnets")
+
+
+@pytest.fixture(scope="session")
+def faces_dir(shared_dir) -> Path:
+    """../shared/faces (real photos, read in place)."""
+    return _require(shared_dir / "faces")
+
+
+@pytest.fixture(scope="session")
+def ir_se50_seed0(fill_module):
+    """IR-SE50 filled with deterministic_fill(seed 0), eval mode (as the fixtures were made)."""
+    from guide.identity import ir_se50
+
+    return fill_module(ir_se50(), 0).eval()
+
+
+@pytest.fixture(scope="session")
+def ir101_seed0(fill_module):
+    """IR-101 filled with deterministic_fill(seed 0), eval mode."""
+    from guide.identity import ir101
+
+    return fill_module(ir101(), 0).eval()
+
+
+@pytest.fixture(scope="session")
+def face_detector():
+    """One MTCNN detector on CPU, shared by the detection tests."""
+    from guide.identity import FaceDetector
+
+    return FaceDetector("cpu")
+
