@@ -119,6 +119,7 @@ class TriPlaneGenerator(nn.Module):
         cache_backbone: bool = False,
         use_cached_backbone: bool = False,
         generator: Optional[torch.Generator] = None,
+        return_planes: bool = False,
         return_internals: bool = False,
         **synthesis_kwargs,
     ) -> dict:
@@ -128,6 +129,8 @@ class TriPlaneGenerator(nn.Module):
         super-resolution always uses rendering_kwargs['superresolution_noise_mode'].
         deterministic: fixed stratified jitter and importance uniforms (see README).
         generator: RNG for every random draw of this call (default: the global RNG).
+        return_planes: also return the tri-planes [N,3,32,256,256] under 'planes' (what
+        upstream's get_planes(ws) computes, here from the same backbone pass).
         Like upstream, a given neural_rendering_resolution becomes the new default.
         """
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
@@ -170,7 +173,10 @@ class TriPlaneGenerator(nn.Module):
                 return_internals=return_internals, **sr_kwargs,
             )
         if not return_internals:
-            return {"image": sr_out, "image_raw": rgb_image, "image_depth": depth_image}
+            out = {"image": sr_out, "image_raw": rgb_image, "image_depth": depth_image}
+            if return_planes:
+                out["planes"] = planes
+            return out
         sr_image, sr_internals = sr_out
         internals = dict(rendered[3])
         internals.update(
@@ -178,7 +184,10 @@ class TriPlaneGenerator(nn.Module):
             feature_samples=feature_samples, depth_samples=depth_samples, weights_samples=weights_samples,
             superresolution=sr_internals,
         )
-        return {"image": sr_image, "image_raw": rgb_image, "image_depth": depth_image, "internals": internals}
+        out = {"image": sr_image, "image_raw": rgb_image, "image_depth": depth_image, "internals": internals}
+        if return_planes:
+            out["planes"] = planes
+        return out
 
     def forward(
         self,

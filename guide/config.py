@@ -1,0 +1,92 @@
+"""Hyperparameters of one erasure, one dataclass per stage, defaults equal to the reference
+(GUIDE's unlearn.py with the paper's flags). The CLI and job files fill these; nothing else
+reads raw options."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Tuple
+
+
+@dataclass
+class TargetConfig:
+    """UFO: which latent the identity is erased towards."""
+
+    method: str = "extrapolated"  # 'extrapolated' (GUIDE) | 'average' (baseline)
+    distance: float = 30.0
+
+
+@dataclass
+class CameraConfig:
+    """Cameras of the training renders. Defaults reproduce the reference *as it runs*: it asks
+    rendering_kwargs for keys that do not exist (avg_cam_pivot/avg_cam_radius), so it looks at
+    [0,0,0] from radius 2.7; EG3D's own FFHQ pivot is [0,0,0.2] (`pivot=(0, 0, 0.2)`)."""
+
+    fov_degrees: float = 18.837
+    pivot: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    radius: float = 2.7
+    yaw_range: float = math.pi / 12  # training yaw ~ U(-range, range) around the front
+    pitch_offset: float = -0.2
+
+
+@dataclass
+class LossConfig:
+    """LTU losses. Local: between G(w_u) and G_src(w_t); adjacency: the same on latents moved
+    from both by the same random offset; global: LPIPS between G and G_src on random latents."""
+
+    local: bool = True
+    local_mse: float = 1e-2
+    local_lpips: float = 1.0
+    local_id: float = 0.1
+    adjacency: bool = True
+    adj_mse: float = 1e-2
+    adj_lpips: float = 1.0
+    adj_id: float = 0.1
+    adj_batch: int = 2
+    adj_weight: float = 1.0
+    adj_alpha_min: float = 0.0
+    adj_alpha_max: float = 15.0
+    global_preservation: bool = True
+    global_weight: float = 1.0
+    global_batch: int = 2
+
+
+@dataclass
+class LTUConfig:
+    """The fine-tuning loop."""
+
+    iters: int = 1000
+    lr: float = 1e-4
+    truncation_psi: float = 1.0  # for the random latents of the adjacency / global terms
+    truncation_cutoff: Optional[int] = 14
+    noise_mode: str = "random"  # the reference's backbone noise is random in every render
+    train_mode: bool = True  # the reference keeps G and G_src in train mode (non-fused modconv)
+    losses: LossConfig = field(default_factory=LossConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+
+
+@dataclass
+class EraseConfig:
+    """Everything that defines one erasure."""
+
+    method: str = "guide"  # 'guide' | 'baseline' (preset of target + losses)
+    seed: int = 0
+    target: TargetConfig = field(default_factory=TargetConfig)
+    ltu: LTUConfig = field(default_factory=LTUConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def method_preset(method: str) -> EraseConfig:
+    """The paper's two settings: GUIDE (extrapolated target d=30, local + adjacency + global)
+    and the baseline (average target, local loss only)."""
+    config = EraseConfig(method=method)
+    if method == "guide":
+        return config
+    if method == "baseline":
+        config.target = TargetConfig(method="average")
+        config.ltu.losses.adjacency = False
+        config.ltu.losses.global_preservation = False
+        return config
+    raise ValueError(f"unknown method {method!r}; expected 'guide' or 'baseline'")

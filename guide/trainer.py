@@ -1,0 +1,210 @@
+"""LTU (latent target unlearning): fine-tune a copy of the generator's synthesis network so the
+erased identity's latent renders like the UFO target, its neighbourhood moves with it, and
+random identities stay as the frozen source renders them.
+
+Efficiency without changing the objective: per step the trainable generator renders all
+latents of the step (1 local + adjacency batch + global batch) in ONE call, and the frozen
+source renders the matching batch in one call under no_grad. The tri-planes of the MSE terms
+come from that same backbone pass. The reference instead calls get_planes() and synthesis()
+separately for every latent (two backbone passes, each with its own random noise); ours uses
+one noise draw for both — the same objective in expectation, half the backbone work.
+Loss terms are summed over the batch exactly as the reference's loops add them.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+import torch
+from torch import nn
+
+from eg3d.camera import FOV_to_intrinsics, LookAtPoseSampler, camera_params
+from guide.config import CameraConfig, LTUConfig
+from guide.errors import GuideError
+
+
+class NonFiniteLossError(GuideError):
+    """The loss became NaN or infinite; the step was not applied."""
+
+    def __init__(self, step: int, losses: Dict[str, float]):
+        self.step = step
+        self.losses = losses
+        super().__init__(f"loss became non-finite at step {step} ({losses}); the last good checkpoint is kept")
+
+
+def pose_params(yaw: float, pitch: float, camera: CameraConfig, device) -> torch.Tensor:
+    """[1,25] camera parameters looking at camera.pivot from yaw/pitch (radians, π/2 = front).
+
+    Uses a throw-away RNG so the global RNG is untouched (the official sampler draws from it)."""
+    cam2world = LookAtPoseSampler.sample(yaw, pitch, list(camera.pivot), radius=camera.radius,
+                                         generator=torch.Generator().manual_seed(0))
+    return camera_params(cam2world, FOV_to_intrinsics(camera.fov_degrees)).to(device)
+
+
+@dataclass
+class StepInputs:
+    """The random draws of one step (all from the trainer's CPU generator)."""
+
+    yaw: float
+    z_adjacency: torch.Tensor
+    alphas: torch.Tensor
+    z_global: torch.Tensor
+
+
+class LTUTrainer:
+    """Owns the trainable copy G (only backbone.synthesis trains), the frozen source, Adam and
+    the RNGs. `step()` performs one update and returns the loss terms as floats."""
+
+    def __init__(
+        self,
+        G_src: nn.Module,
+        w_u: torch.Tensor,
+        w_t: torch.Tensor,
+        config: LTUConfig,
+        lpips: nn.Module,
+        id_loss: Optional[nn.Module] = None,
+        seed: int = 0,
+    ):
+        self.config = config
+        self.device = w_u.device
+        self.G_src = G_src.requires_grad_(False)
+        self.G = copy.deepcopy(G_src)
+        self.G.backbone.synthesis.requires_grad_(True)
+        self.G_src.train(config.train_mode)
+        self.G.train(config.train_mode)
+        self.trainable = [p for p in self.G.backbone.synthesis.parameters()]
+        self.optimizer = torch.optim.Adam(self.trainable, lr=config.lr)
+        self.lpips = lpips
+        self.id_loss = id_loss
+        self.w_u = w_u.detach()
+        self.w_t = w_t.detach()
+        self.step_index = 0
+        self.cpu_rng = torch.Generator().manual_seed(seed)
+        self.device_rng = torch.Generator(device=self.device).manual_seed(seed + 1)
+        cam = config.camera
+        self.conditioning = pose_params(math.pi / 2, math.pi / 2, cam, self.device)
+
+    # ----------------------------------------------------------------------- sampling
+    def _uniform(self, low: float, high: float, n: int = 1) -> torch.Tensor:
+        return torch.rand(n, generator=self.cpu_rng, dtype=torch.float64) * (high - low) + low
+
+    def sample_inputs(self) -> StepInputs:
+        losses, z_dim = self.config.losses, self.G_src.z_dim
+        yaw = self._uniform(-self.config.camera.yaw_range, self.config.camera.yaw_range).item()
+        n_adj = losses.adj_batch if losses.adjacency else 0
+        n_glob = losses.global_batch if losses.global_preservation else 0
+        return StepInputs(
+            yaw=yaw,
+            z_adjacency=torch.randn(n_adj, z_dim, generator=self.cpu_rng),
+            alphas=self._uniform(losses.adj_alpha_min, losses.adj_alpha_max, n_adj).float(),
+            z_global=torch.randn(n_glob, z_dim, generator=self.cpu_rng),
+        )
+
+    def _map(self, z: torch.Tensor) -> torch.Tensor:
+        c = self.conditioning.repeat(len(z), 1)
+        return self.G_src.mapping(z.to(self.device), c, truncation_psi=self.config.truncation_psi,
+                                  truncation_cutoff=self.config.truncation_cutoff)
+
+    def latents(self, inputs: StepInputs):
+        """(ws for G, ws for G_src, number of local+adjacency rows) for one step."""
+        ws_train, ws_src = [], []
+        if self.config.losses.local:
+            ws_train.append(self.w_u)
+            ws_src.append(self.w_t)
+        if len(inputs.z_adjacency):
+            w_ra = self._map(inputs.z_adjacency)
+            offset = w_ra - self.w_u
+            norms = offset.flatten(1).norm(p=2, dim=1).reshape(-1, 1, 1)
+            deltas = inputs.alphas.to(self.device).reshape(-1, 1, 1) * offset / norms
+            ws_train.append(self.w_u + deltas)
+            ws_src.append(self.w_t + deltas)
+        n_identity = sum(len(w) for w in ws_train)
+        if len(inputs.z_global):
+            w_rg = self._map(inputs.z_global)
+            ws_train.append(w_rg)
+            ws_src.append(w_rg)
+        return torch.cat(ws_train).detach(), torch.cat(ws_src).detach(), n_identity
+
+    # ------------------------------------------------------------------------- losses
+    def compute_losses(self, inputs: StepInputs) -> Dict[str, torch.Tensor]:
+        """All loss terms of one step (the total under 'loss')."""
+        cfg = self.config.losses
+        with torch.no_grad():
+            ws_train, ws_src, n_identity = self.latents(inputs)
+        pitch = math.pi / 2 + self.config.camera.pitch_offset
+        c = pose_params(math.pi / 2 + inputs.yaw, pitch, self.config.camera, self.device).repeat(len(ws_train), 1)
+        kwargs = dict(noise_mode=self.config.noise_mode, generator=self.device_rng, return_planes=True)
+        with torch.no_grad():
+            ref = self.G_src.synthesis(ws_src, c, **kwargs)
+        out = self.G.synthesis(ws_train, c, **kwargs)
+
+        lp = self.lpips(out["image"], ref["image"])  # [N]
+        mse = (out["planes"][:n_identity] - ref["planes"][:n_identity]).square().flatten(1).mean(1)
+        ident = None
+        needs_id = (cfg.local and cfg.local_id) or (cfg.adjacency and cfg.adj_id)
+        if self.id_loss is not None and needs_id and n_identity:
+            ident = self.id_loss.terms(out["image"][:n_identity], ref["image"][:n_identity])
+
+        zero = out["image"].new_zeros(())
+        terms: Dict[str, torch.Tensor] = {}
+        row = 0
+        total = zero
+        if cfg.local:
+            terms["local_mse"], terms["local_lpips"] = mse[0], lp[0]
+            terms["local_id"] = ident[0] if ident is not None else zero
+            terms["local"] = cfg.local_mse * mse[0] + cfg.local_lpips * lp[0] + cfg.local_id * terms["local_id"]
+            total = total + terms["local"]
+            row = 1
+        n_adj = len(inputs.z_adjacency)
+        if n_adj:
+            rows = slice(row, row + n_adj)
+            id_adj = ident[rows] if ident is not None else torch.zeros_like(mse[rows])
+            terms["adj_mse"], terms["adj_lpips"], terms["adj_id"] = mse[rows].sum(), lp[rows].sum(), id_adj.sum()
+            per_sample = cfg.adj_mse * mse[rows] + cfg.adj_lpips * lp[rows] + cfg.adj_id * id_adj
+            terms["adjacency"] = per_sample.sum()
+            total = total + cfg.adj_weight * terms["adjacency"]
+        if len(inputs.z_global):
+            terms["global"] = lp[n_identity:].sum()
+            total = total + cfg.global_weight * terms["global"]
+        terms["loss"] = total
+        return terms
+
+    def step(self) -> Dict[str, float]:
+        """One Adam update; raises NonFiniteLossError (without updating) on NaN/inf."""
+        terms = self.compute_losses(self.sample_inputs())
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        if not all(math.isfinite(v) for v in values.values()):
+            raise NonFiniteLossError(self.step_index, values)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.optimizer.step()
+        self.step_index += 1
+        return values
+
+    def run(self, iters: Optional[int] = None, callback: Optional[Callable[[int, Dict[str, float]], None]] = None):
+        """Step until `iters` (default config.iters) steps are done in total."""
+        target = self.config.iters if iters is None else iters
+        while self.step_index < target:
+            values = self.step()
+            if callback is not None:
+                callback(self.step_index, values)
+
+    # --------------------------------------------------------------------- resume state
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit-identically: weights, Adam, RNGs, step."""
+        return {
+            "step": self.step_index,
+            "synthesis": {k: v.detach().clone() for k, v in self.G.backbone.synthesis.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "cpu_rng": self.cpu_rng.get_state(),
+            "device_rng": self.device_rng.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.backbone.synthesis.load_state_dict(state["synthesis"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.cpu_rng.set_state(state["cpu_rng"])
+        self.device_rng.set_state(state["device_rng"])
+        self.step_index = int(state["step"])

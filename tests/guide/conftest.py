@@ -1,0 +1,50 @@
+"""Small stand-ins for the toolkit's heavy networks, shared by the guide tests."""
+import pytest
+import torch
+from torch import nn
+
+import eg3d
+from eg3d import configs
+
+
+class TinyEmbedder(nn.Module):
+    """A stand-in identity backbone: 112² images -> unit 512-d embeddings (random weights)."""
+
+    input_size = 112
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, 8, 5, stride=4)
+        self.fc = nn.Linear(8 * 27 * 27, 512)
+
+    def forward(self, x):
+        y = self.fc(torch.nn.functional.leaky_relu(self.conv(x)).flatten(1))
+        return y / y.norm(dim=1, keepdim=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_generator_factory():
+    """Build a fresh tiny random generator (same weights for the same seed)."""
+
+    def build(seed: int = 0, nrr: int = 16) -> eg3d.TriPlaneGenerator:
+        torch.manual_seed(seed)
+        G = eg3d.TriPlaneGenerator(**configs.tiny()).eval().requires_grad_(False)
+        G.neural_rendering_resolution = nrr
+        return G
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def random_lpips():
+    from guide.perceptual import lpips_vgg
+
+    return lpips_vgg(random_backbone=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_id_loss():
+    from guide.identity import IDLoss
+
+    return IDLoss(TinyEmbedder())
