@@ -20,9 +20,9 @@ from typing import Callable, Dict, Optional
 import torch
 from torch import nn
 
-from eg3d.camera import FOV_to_intrinsics, LookAtPoseSampler, camera_params
-from guide.config import CameraConfig, LTUConfig
+from guide.config import LTUConfig
 from guide.errors import GuideError
+from guide.render import camera_for
 
 
 class NonFiniteLossError(GuideError):
@@ -32,15 +32,6 @@ class NonFiniteLossError(GuideError):
         self.step = step
         self.losses = losses
         super().__init__(f"loss became non-finite at step {step} ({losses}); the last good checkpoint is kept")
-
-
-def pose_params(yaw: float, pitch: float, camera: CameraConfig, device) -> torch.Tensor:
-    """[1,25] camera parameters looking at camera.pivot from yaw/pitch (radians, π/2 = front).
-
-    Uses a throw-away RNG so the global RNG is untouched (the official sampler draws from it)."""
-    cam2world = LookAtPoseSampler.sample(yaw, pitch, list(camera.pivot), radius=camera.radius,
-                                         generator=torch.Generator().manual_seed(0))
-    return camera_params(cam2world, FOV_to_intrinsics(camera.fov_degrees)).to(device)
 
 
 @dataclass
@@ -83,8 +74,7 @@ class LTUTrainer:
         self.step_index = 0
         self.cpu_rng = torch.Generator().manual_seed(seed)
         self.device_rng = torch.Generator(device=self.device).manual_seed(seed + 1)
-        cam = config.camera
-        self.conditioning = pose_params(math.pi / 2, math.pi / 2, cam, self.device)
+        self.conditioning = camera_for(config.camera, 0.0, 0.0, self.device)
 
     # ----------------------------------------------------------------------- sampling
     def _uniform(self, low: float, high: float, n: int = 1) -> torch.Tensor:
@@ -133,8 +123,7 @@ class LTUTrainer:
         cfg = self.config.losses
         with torch.no_grad():
             ws_train, ws_src, n_identity = self.latents(inputs)
-        pitch = math.pi / 2 + self.config.camera.pitch_offset
-        c = pose_params(math.pi / 2 + inputs.yaw, pitch, self.config.camera, self.device).repeat(len(ws_train), 1)
+        c = camera_for(self.config.camera, inputs.yaw, device=self.device).repeat(len(ws_train), 1)
         kwargs = dict(noise_mode=self.config.noise_mode, generator=self.device_rng, return_planes=True)
         with torch.no_grad():
             ref = self.G_src.synthesis(ws_src, c, **kwargs)

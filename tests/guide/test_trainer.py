@@ -1,18 +1,18 @@
 """The LTU trainer on the tiny generator: hand-checked loss terms, learning, resume."""
-import math
 
 import pytest
 import torch
 
 from guide.config import LTUConfig, LossConfig
-from guide.trainer import LTUTrainer, pose_params
+from guide.render import camera_for
+from guide.trainer import LTUTrainer
 from guide.ufo import extrapolated_target
 
 
 def _setup(factory, lpips, id_loss, seed=0, **overrides):
     G = factory()
     g = torch.Generator().manual_seed(123)
-    c = pose_params(math.pi / 2, math.pi / 2, LTUConfig().camera, "cpu")
+    c = camera_for(LTUConfig().camera, 0.0, 0.0)
     w_avg = G.backbone.mapping.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)
     w_u = G.mapping(torch.randn(1, G.z_dim, generator=g), c)
     w_t = extrapolated_target(w_u, w_avg, 30.0)
@@ -30,7 +30,7 @@ def test_loss_terms_match_hand_computation(tiny_generator_factory, random_lpips,
     trainer.device_rng.set_state(state)
     ws_train, ws_src, n_identity = trainer.latents(inputs)
     assert ws_train.shape[0] == 5 and n_identity == 3
-    c = pose_params(math.pi / 2 + inputs.yaw, math.pi / 2 - 0.2, trainer.config.camera, "cpu").repeat(5, 1)
+    c = camera_for(trainer.config.camera, inputs.yaw).repeat(5, 1)
     kw = dict(noise_mode="random", generator=trainer.device_rng, return_planes=True)
     with torch.no_grad():
         ref = trainer.G_src.synthesis(ws_src, c, **kw)
@@ -65,7 +65,7 @@ def test_training_moves_identity_to_target_and_keeps_others(tiny_generator_facto
     """Measured on the tiny random model (lr 1e-3, 15 steps: distance to target 1.48 -> 1.27,
     erased identity changed 0.30 vs other identities 0.21). Asserted with margins."""
     trainer = _setup(tiny_generator_factory, random_lpips, tiny_id_loss, iters=10, lr=1e-3)
-    c = pose_params(math.pi / 2, math.pi / 2 - 0.2, trainer.config.camera, "cpu")
+    c = camera_for(trainer.config.camera)
     g = torch.Generator().manual_seed(7)
     w_others = trainer.G_src.mapping(torch.randn(4, trainer.G.z_dim, generator=g), c.repeat(4, 1))
     kw = dict(noise_mode="const", deterministic=True)

@@ -1,0 +1,107 @@
+"""The erase pipeline and its commands on the tiny model (random networks)."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from guide.cli import cli
+from guide.config import method_preset
+from guide.erase import Identity, Networks, run_erase
+from guide.io import load_generator, save_generator
+
+
+def _config(iters=3):
+    config = method_preset("guide")
+    config.ltu.iters = iters
+    config.ltu.lr = 1e-3
+    return config
+
+
+@pytest.fixture
+def networks(random_lpips, tiny_id_loss):
+    return Networks(random_lpips, tiny_id_loss, note="test stand-ins")
+
+
+def _run(factory, networks, out, **kw):
+    return run_erase(Identity("random", 5), out, factory(), kw.pop("config", _config()), networks,
+                     progress=False, log=lambda m: None, **kw)
+
+
+@pytest.mark.slow
+def test_outputs_and_resume_after_kill_are_bit_identical(tiny_generator_factory, networks, tmp_path):
+    full = _run(tiny_generator_factory, networks, tmp_path / "full", checkpoint_every=1)
+    for name in ("generator.safetensors", "generator.json", "grid.png", "losses.png", "losses.jsonl",
+                 "latents.pt", "config.json", "metrics.json", "renders/before_00.png", "renders/after_10.png",
+                 "renders/target_05.png", "checkpoint/state.pt"):
+        assert (full.out_dir / name).is_file(), name
+    metrics = json.loads((full.out_dir / "metrics.json").read_text())
+    assert metrics["steps"] == 3
+    assert len((full.out_dir / "losses.jsonl").read_text().splitlines()) == 3
+
+    class Killed(BaseException):
+        pass
+
+    def kill(step, values):
+        if step == 2:
+            raise Killed()
+
+    with pytest.raises(Killed):
+        _run(tiny_generator_factory, networks, tmp_path / "resumed", checkpoint_every=1, on_step=kill)
+    assert not (tmp_path / "resumed" / "generator.json").exists()  # nothing final written
+    resumed = _run(tiny_generator_factory, networks, tmp_path / "resumed", checkpoint_every=1, resume=True)
+    a = load_generator(full.out_dir).state_dict()
+    b = load_generator(resumed.out_dir).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (full.out_dir / "losses.jsonl").read_text() == (resumed.out_dir / "losses.jsonl").read_text()
+
+
+def test_refuses_existing_output_and_changed_settings(tiny_generator_factory, networks, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "something").write_text("x")
+    from guide.erase import OutputExistsError
+
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        _run(tiny_generator_factory, networks, out, config=_config(1))
+
+
+@pytest.mark.slow
+def test_cli_erase_render_and_one_line_errors(tiny_generator_factory, tmp_path):
+    G = tiny_generator_factory()
+    save_generator(G, tmp_path / "tiny")
+    runner = CliRunner()
+    out = tmp_path / "erased"
+    args = ["erase", "--random-seed", "1", "--generator", str(tmp_path / "tiny.json"), "--out", str(out),
+            "--iters", "2", "--random-networks", "--checkpoints", str(tmp_path / "none")]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "done: 2 steps" in result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["erase"]["ltu"]["iters"] == 2 and config["erase"]["target"]["distance"] == 30.0
+
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output and "Traceback" not in again.output
+
+    result = runner.invoke(cli, ["render", "--generator", str(out / "generator.json"), "--latent",
+                                 str(out / "latents.pt"), "--views", "2", "--out", str(tmp_path / "views")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "views" / "grid.png").is_file()
+
+    missing = runner.invoke(cli, ["erase", "--random-seed", "1", "--out", str(tmp_path / "x"), "--checkpoints",
+                                  str(tmp_path / "none")])
+    assert missing.exit_code != 0 and "ffhqrebalanced512-128.pkl" in missing.output
+    assert "Traceback" not in missing.output
+    both = runner.invoke(cli, ["erase", "face.jpg", "--random-seed", "1", "--out", str(tmp_path / "y")])
+    assert both.exit_code == 2 and "exactly one" in both.output
+    cuda = runner.invoke(cli, ["erase", "--random-seed", "1", "--out", str(tmp_path / "z"), "--device", "cuda:7"])
+    if not torch.cuda.is_available():
+        assert cuda.exit_code == 2 and "CUDA is not available" in cuda.output
+
+
+@pytest.mark.slow
+def test_demo_completes(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "demo"), "--iters", "2"])
+    assert result.exit_code == 0, result.output
+    assert "RANDOM weights" in result.output
+    assert (tmp_path / "demo" / "grid.png").is_file() and (tmp_path / "demo" / "generator.json").is_file()
