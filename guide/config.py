@@ -61,6 +61,8 @@ class LTUConfig:
     truncation_cutoff: Optional[int] = 14
     noise_mode: str = "random"  # the reference's backbone noise is random in every render
     train_mode: bool = True  # the reference keeps G and G_src in train mode (non-fused modconv)
+    deterministic_render: bool = False  # fixed sampling jitter (tests); the reference samples randomly
+    identity_chunk: int = 2  # identities rendered per forward pass when erasing several (joint mode)
     losses: LossConfig = field(default_factory=LossConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
 

@@ -77,13 +77,19 @@ class LTUTrainer:
         self.conditioning = camera_for(config.camera, 0.0, 0.0, self.device)
 
     # ----------------------------------------------------------------------- sampling
+    @property
+    def num_identities(self) -> int:
+        return self.w_u.shape[0]
+
     def _uniform(self, low: float, high: float, n: int = 1) -> torch.Tensor:
         return torch.rand(n, generator=self.cpu_rng, dtype=torch.float64) * (high - low) + low
 
     def sample_inputs(self) -> StepInputs:
+        """Draw one step's camera yaw, adjacency latents/offsets (adj_batch per identity,
+        identity-major) and global-preservation latents."""
         losses, z_dim = self.config.losses, self.G_src.z_dim
         yaw = self._uniform(-self.config.camera.yaw_range, self.config.camera.yaw_range).item()
-        n_adj = losses.adj_batch if losses.adjacency else 0
+        n_adj = losses.adj_batch * self.num_identities if losses.adjacency else 0
         n_glob = losses.global_batch if losses.global_preservation else 0
         return StepInputs(
             yaw=yaw,
@@ -97,77 +103,104 @@ class LTUTrainer:
         return self.G_src.mapping(z.to(self.device), c, truncation_psi=self.config.truncation_psi,
                                   truncation_cutoff=self.config.truncation_cutoff)
 
-    def latents(self, inputs: StepInputs):
-        """(ws for G, ws for G_src, number of local+adjacency rows) for one step."""
+    def latents(self, inputs: StepInputs, ids: Optional[range] = None, include_global: bool = True):
+        """(ws for G, ws for G_src, number of local rows, number of adjacency rows) for the
+        identities `ids` (default: all) of one step; global latents are appended last."""
+        ids = range(self.num_identities) if ids is None else ids
+        sel = slice(ids.start, ids.stop)
         ws_train, ws_src = [], []
+        n_local = 0
         if self.config.losses.local:
-            ws_train.append(self.w_u)
-            ws_src.append(self.w_t)
+            ws_train.append(self.w_u[sel])
+            ws_src.append(self.w_t[sel])
+            n_local = len(ids)
+        n_adj = 0
         if len(inputs.z_adjacency):
-            w_ra = self._map(inputs.z_adjacency)
-            offset = w_ra - self.w_u
+            per = self.config.losses.adj_batch
+            rows = slice(ids.start * per, ids.stop * per)
+            w_ra = self._map(inputs.z_adjacency[rows])
+            w_u = self.w_u[sel].repeat_interleave(per, dim=0)
+            w_t = self.w_t[sel].repeat_interleave(per, dim=0)
+            offset = w_ra - w_u
             norms = offset.flatten(1).norm(p=2, dim=1).reshape(-1, 1, 1)
-            deltas = inputs.alphas.to(self.device).reshape(-1, 1, 1) * offset / norms
-            ws_train.append(self.w_u + deltas)
-            ws_src.append(self.w_t + deltas)
-        n_identity = sum(len(w) for w in ws_train)
-        if len(inputs.z_global):
+            deltas = inputs.alphas[rows].to(self.device).reshape(-1, 1, 1) * offset / norms
+            ws_train.append(w_u + deltas)
+            ws_src.append(w_t + deltas)
+            n_adj = len(deltas)
+        if include_global and len(inputs.z_global):
             w_rg = self._map(inputs.z_global)
             ws_train.append(w_rg)
             ws_src.append(w_rg)
-        return torch.cat(ws_train).detach(), torch.cat(ws_src).detach(), n_identity
+        return torch.cat(ws_train).detach(), torch.cat(ws_src).detach(), n_local, n_adj
+
+    def chunks(self) -> list:
+        """Identity ranges rendered together (config.identity_chunk per forward pass)."""
+        size = max(1, self.config.identity_chunk)
+        return [range(i, min(i + size, self.num_identities)) for i in range(0, self.num_identities, size)]
 
     # ------------------------------------------------------------------------- losses
-    def compute_losses(self, inputs: StepInputs) -> Dict[str, torch.Tensor]:
-        """All loss terms of one step (the total under 'loss')."""
+    def compute_losses(self, inputs: StepInputs, ids: Optional[range] = None,
+                       include_global: bool = True) -> Dict[str, torch.Tensor]:
+        """Loss terms of one step for identities `ids` (default all; total under 'loss').
+        Terms are sums over identities and samples, as the reference's loops add them."""
         cfg = self.config.losses
         with torch.no_grad():
-            ws_train, ws_src, n_identity = self.latents(inputs)
+            ws_train, ws_src, n_local, n_adj = self.latents(inputs, ids, include_global)
+        n_identity = n_local + n_adj
         c = camera_for(self.config.camera, inputs.yaw, device=self.device).repeat(len(ws_train), 1)
-        kwargs = dict(noise_mode=self.config.noise_mode, generator=self.device_rng, return_planes=True)
+        kwargs = dict(noise_mode=self.config.noise_mode, generator=self.device_rng, return_planes=True,
+                      deterministic=self.config.deterministic_render)
         with torch.no_grad():
             ref = self.G_src.synthesis(ws_src, c, **kwargs)
         out = self.G.synthesis(ws_train, c, **kwargs)
 
         lp = self.lpips(out["image"], ref["image"])  # [N]
         mse = (out["planes"][:n_identity] - ref["planes"][:n_identity]).square().flatten(1).mean(1)
-        ident = None
+        zero = out["image"].new_zeros(())
+        ident = torch.zeros_like(mse)
         needs_id = (cfg.local and cfg.local_id) or (cfg.adjacency and cfg.adj_id)
         if self.id_loss is not None and needs_id and n_identity:
             ident = self.id_loss.terms(out["image"][:n_identity], ref["image"][:n_identity])
 
-        zero = out["image"].new_zeros(())
         terms: Dict[str, torch.Tensor] = {}
-        row = 0
         total = zero
-        if cfg.local:
-            terms["local_mse"], terms["local_lpips"] = mse[0], lp[0]
-            terms["local_id"] = ident[0] if ident is not None else zero
-            terms["local"] = cfg.local_mse * mse[0] + cfg.local_lpips * lp[0] + cfg.local_id * terms["local_id"]
+        if n_local:
+            rows = slice(0, n_local)
+            terms["local_mse"], terms["local_lpips"] = mse[rows].sum(), lp[rows].sum()
+            terms["local_id"] = ident[rows].sum()
+            per_sample = cfg.local_mse * mse[rows] + cfg.local_lpips * lp[rows] + cfg.local_id * ident[rows]
+            terms["local"] = per_sample.sum()
             total = total + terms["local"]
-            row = 1
-        n_adj = len(inputs.z_adjacency)
         if n_adj:
-            rows = slice(row, row + n_adj)
-            id_adj = ident[rows] if ident is not None else torch.zeros_like(mse[rows])
-            terms["adj_mse"], terms["adj_lpips"], terms["adj_id"] = mse[rows].sum(), lp[rows].sum(), id_adj.sum()
-            per_sample = cfg.adj_mse * mse[rows] + cfg.adj_lpips * lp[rows] + cfg.adj_id * id_adj
+            rows = slice(n_local, n_identity)
+            terms["adj_mse"], terms["adj_lpips"], terms["adj_id"] = mse[rows].sum(), lp[rows].sum(), ident[rows].sum()
+            per_sample = cfg.adj_mse * mse[rows] + cfg.adj_lpips * lp[rows] + cfg.adj_id * ident[rows]
             terms["adjacency"] = per_sample.sum()
             total = total + cfg.adj_weight * terms["adjacency"]
-        if len(inputs.z_global):
+        if include_global and len(inputs.z_global):
             terms["global"] = lp[n_identity:].sum()
             total = total + cfg.global_weight * terms["global"]
         terms["loss"] = total
         return terms
 
     def step(self) -> Dict[str, float]:
-        """One Adam update; raises NonFiniteLossError (without updating) on NaN/inf."""
-        terms = self.compute_losses(self.sample_inputs())
-        values = {k: float(v.detach()) for k, v in terms.items()}
-        if not all(math.isfinite(v) for v in values.values()):
-            raise NonFiniteLossError(self.step_index, values)
+        """One Adam update; raises NonFiniteLossError (without updating) on NaN/inf.
+
+        With many identities the step is split into chunks of `identity_chunk` identities whose
+        gradients are accumulated (same objective, bounded memory); global latents go with the
+        first chunk."""
+        inputs = self.sample_inputs()
         self.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        values: Dict[str, float] = {}
+        for k, ids in enumerate(self.chunks()):
+            terms = self.compute_losses(inputs, ids, include_global=(k == 0))
+            chunk_values = {name: float(v.detach()) for name, v in terms.items()}
+            if not all(math.isfinite(v) for v in chunk_values.values()):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise NonFiniteLossError(self.step_index, chunk_values)
+            terms["loss"].backward()
+            for name, v in chunk_values.items():
+                values[name] = values.get(name, 0.0) + v
         self.optimizer.step()
         self.step_index += 1
         return values
