@@ -31,7 +31,6 @@ from guide.identity.weights import (
     WeightsError,
     check_state_dict,
     read_state_dict,
-    require_checkpoint,
 )
 
 VGG16_FILE = "vgg16-397923af.pth"
@@ -110,15 +109,19 @@ def lpips_vgg(
     """LPIPS-VGG16 (v0.1) with the trunk from ``weights`` or ``<checkpoints>/vgg16-397923af.pth``.
 
     ``random_backbone=True`` keeps a randomly initialised trunk (tests, benchmarks) and reads no
-    VGG16 file. A missing VGG16 file raises :class:`~guide.identity.weights.WeightsError`
-    (a ``GuideError``) naming the file, its purpose and where to get it.
+    VGG16 file. A missing VGG16 file raises the registry's one-line checkpoint error
+    (:func:`guide.checkpoints.require_checkpoint`) naming the file, its purpose and where to get it.
     """
     import lpips
 
     if random_backbone and weights is not None:
         raise ValueError("pass either weights or random_backbone=True, not both")
     if not random_backbone:
-        weights = weights if weights is not None else require_checkpoint(VGG16_FILE, checkpoint_dir, VGG16_PURPOSE)
+        if weights is None:
+            from guide.checkpoints import require_checkpoint
+            from guide.paths import resolve_checkpoint_dir
+
+            weights = require_checkpoint(VGG16_FILE, resolve_checkpoint_dir(checkpoint_dir))
         if not Path(weights).is_file():
             raise WeightsError(
                 f"missing {Path(weights).name} ({VGG16_PURPOSE}) at {weights}; get it from "

@@ -29,7 +29,7 @@ from guide.identity.backbones import (
 from guide.identity.detect import Face, FaceDetector, NoFaceError, detect_faces
 from guide.identity.idloss import IDLoss, idloss_preprocess
 from guide.identity.similarity import IDSimilarity, crops_to_tensor, load_rgb
-from guide.identity.weights import WeightsError, load_state_dict_file, require_checkpoint
+from guide.identity.weights import WeightsError, load_state_dict_file
 
 __all__ = [
     "AlignmentError",
@@ -52,7 +52,6 @@ __all__ = [
     "ir_se50",
     "load_rgb",
     "load_state_dict_file",
-    "require_checkpoint",
     "similarity_candidates",
     "similarity_matrix",
     "warp_affine",

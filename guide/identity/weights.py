@@ -20,43 +20,14 @@ import torch
 from torch import nn
 
 from guide.errors import GuideError
-from guide.paths import CHECKPOINT_FILES, resolve_checkpoint_dir
 
 PathLike = Union[str, os.PathLike]
-
-# Where each official file can be obtained (shown when it is missing).
-CHECKPOINT_SOURCES: Dict[str, str] = {
-    "model_ir_se50.pth": "the GUIDE authors' Google Drive folder (see the GUIDE README) or the pSp "
-    "(pixel2style2pixel) pretrained-models list",
-    "CurricularFace_Backbone.pth": "the GUIDE authors' Google Drive folder (see the GUIDE README)",
-    "vgg16-397923af.pth": "https://download.pytorch.org/models/vgg16-397923af.pth (torchvision's "
-    "ImageNet VGG16)",
-}
 
 _SHOW = 5  # how many offending keys an error message lists
 
 
 class WeightsError(GuideError):
     """A weight file is missing, unreadable, or does not fit the network."""
-
-
-def require_checkpoint(
-    name: str, checkpoint_dir: Optional[PathLike] = None, purpose: Optional[str] = None
-) -> Path:
-    """Path of checkpoint file ``name`` inside the checkpoint directory; :class:`WeightsError` if absent.
-
-    ``checkpoint_dir`` is resolved with :func:`guide.paths.resolve_checkpoint_dir`. The error names
-    the file, what it is for and where to get it.
-    """
-    path = resolve_checkpoint_dir(checkpoint_dir) / name
-    if path.is_file():
-        return path
-    what = purpose or CHECKPOINT_FILES.get(name, "checkpoint")
-    where = CHECKPOINT_SOURCES.get(name, "the upstream project")
-    raise WeightsError(
-        f"missing checkpoint {name} ({what}) in {path.parent}; get it from {where} and put it "
-        f"there, or point --checkpoints / $GUIDE_CHECKPOINTS at the folder holding it"
-    )
 
 
 def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
