@@ -74,13 +74,10 @@ def load_w_avg(G, checkpoint_dir: Optional[Path], device) -> tuple[torch.Tensor,
     is in the checkpoints folder, else the generator's own tracked mean `mapping.w_avg`
     broadcast to every row (the same quantity EG3D's truncation uses)."""
     if checkpoint_dir is not None and (Path(checkpoint_dir) / W_AVG_FILE).is_file():
-        from guide.io.state_files import load_state_file
+        from guide.inversion import load_w_avg as read_w_avg
 
-        value = load_state_file(Path(checkpoint_dir) / W_AVG_FILE)
-        if isinstance(value, dict):
-            value = next(iter(value.values()))
-        w_avg = torch.as_tensor(value).float().reshape(1, G.num_ws, G.w_dim).to(device)
-        return w_avg, str(Path(checkpoint_dir) / W_AVG_FILE)
+        path = Path(checkpoint_dir) / W_AVG_FILE
+        return read_w_avg(path, device, num_ws=G.num_ws), str(path)
     w_avg = G.backbone.mapping.w_avg.detach().reshape(1, 1, -1).repeat(1, G.num_ws, 1).to(device)
     return w_avg, "generator mapping.w_avg (no w_avg file in the checkpoints folder)"
 

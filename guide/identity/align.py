@@ -69,19 +69,11 @@ class AlignmentError(GuideError):
 
 
 def as_rgb_uint8(image: ImageLike) -> np.ndarray:
-    """``[H, W, 3]`` uint8 RGB array from a PIL image, an HWC uint8 array or an HWC uint8 tensor."""
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().numpy()
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"expected an [H, W, 3] RGB image, got shape {image.shape}")
-    return np.ascontiguousarray(image[:, :, :3])
+    """``[H, W, 3]`` uint8 RGB array from a PIL image, an HWC uint8 array or an HWC uint8 tensor
+    (the toolkit's one conversion: :func:`guide.imageio.to_rgb_uint8`)."""
+    from guide.imageio import to_rgb_uint8
+
+    return to_rgb_uint8(image)
 
 
 def _landmarks(landmarks) -> np.ndarray:

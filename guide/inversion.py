@@ -1,0 +1,230 @@
+"""GOAE inversion of an aligned face crop: ``w_u = E(resize_256(crop)) + w_avg``, as GUIDE does it.
+
+GUIDE's ``image_to_tensor`` resizes the 512x512 crop with ``PIL.Image.resize((256, 256))`` and no
+``resample`` argument, then maps ``x / 127.5 - 1``. Since Pillow 7.0 (GUIDE's environment pins
+torchvision 0.16, i.e. Pillow >= 8 in practice) the default filter of ``Image.resize`` for RGB images
+is **bicubic** (nearest only for modes "1", "P" and ``I;16``), so :func:`encoder_input` passes
+``Image.Resampling.BICUBIC`` explicitly -- the same pixels, without relying on a default. The
+encoder's own input size (256 for GOAE, smaller for test configurations) is used.
+
+``w_avg_ffhqrebalanced512-128.pt`` holds a ``[14, 512]`` tensor (GUIDE does
+``torch.load(...).unsqueeze(0)``); :func:`load_w_avg` returns ``[1, num_ws, w_dim]`` and also
+accepts ``[1, 14, 512]`` and a single ``[512]`` row (repeated to ``num_ws`` rows).
+
+GUIDE never calls ``encoder.eval()``, so its inversion runs with live dropout / DropPath; our
+:class:`goae.GOAEncoder` is deterministic (eval-mode result), see its docstring.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+from PIL import Image
+
+from guide.io.errors import CorruptCheckpointError
+from guide.imageio import uint8_to_tensor
+
+__all__ = [
+    "ENCODER_FILE",
+    "InversionModels",
+    "W_AVG_FILE",
+    "encoder_input",
+    "invert",
+    "invert_photo",
+    "latent_record",
+    "load_encoder",
+    "load_inversion_models",
+    "load_w_avg",
+    "save_latent",
+]
+
+ENCODER_FILE = "encoder_FFHQ.pt"
+W_AVG_FILE = "w_avg_ffhqrebalanced512-128.pt"
+NUM_WS = 14
+PathLike = Union[str, "os.PathLike[str]"]
+Device = Union[str, torch.device]
+
+
+def _encoder_size(encoder: torch.nn.Module) -> int:
+    config = getattr(encoder, "config", None)
+    return int(config.swin.img_size) if config is not None else 256
+
+
+def encoder_input(image: Image.Image, size: int = 256, device: Device = "cpu") -> torch.Tensor:
+    """``[1, 3, size, size]`` in [-1, 1] from an aligned RGB crop: bicubic PIL resize, ``x / 127.5 - 1``."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    if rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
+    return uint8_to_tensor(rgb, device=device)
+
+
+def _as_input(image_or_aligned: Any, size: int, device: Device) -> torch.Tensor:
+    image = getattr(image_or_aligned, "image", image_or_aligned)  # AlignedPhoto -> its crop
+    if isinstance(image, Image.Image):
+        return encoder_input(image, size, device)
+    if isinstance(image, torch.Tensor):
+        x = image.unsqueeze(0) if image.ndim == 3 else image
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected an image tensor [N, 3, H, W] in [-1, 1], got {list(image.shape)}")
+        x = x.to(device=device, dtype=torch.float32)
+        if x.shape[-2:] != (size, size):
+            raise ValueError(f"image tensor must be {size}x{size} (the encoder's input), got {list(x.shape[-2:])}")
+        return x
+    raise TypeError(f"expected a PIL image, an AlignedPhoto or an image tensor, got {type(image).__name__}")
+
+
+@torch.no_grad()
+def invert(
+    image_or_aligned: Any, encoder: torch.nn.Module, w_avg: torch.Tensor, device: Device = "cpu"
+) -> torch.Tensor:
+    """``w_u`` ``[N, 14, 512]`` (N = 1 for an image) of an aligned crop: encoder offsets + ``w_avg``.
+
+    ``image_or_aligned``: the aligned 512x512 crop (PIL), an :class:`~guide.preprocess.AlignedPhoto`,
+    or an encoder-sized tensor ``[N, 3, 256, 256]`` in [-1, 1]. ``w_avg``: ``[1, 14, 512]`` (see
+    :func:`load_w_avg`). ``encoder`` is used as given (GOAE: deterministic, eval mode).
+    """
+    device = torch.device(device)
+    x = _as_input(image_or_aligned, _encoder_size(encoder), device)
+    offsets, _ = encoder(x)
+    w_avg = _check_w_avg(w_avg.to(device=device, dtype=offsets.dtype), offsets.shape[1:])
+    return offsets + w_avg
+
+
+def _check_w_avg(w_avg: torch.Tensor, shape) -> torch.Tensor:
+    if w_avg.ndim == 2:
+        w_avg = w_avg.unsqueeze(0)
+    if tuple(w_avg.shape[1:]) != tuple(shape) or w_avg.shape[0] != 1:
+        raise ValueError(
+            f"w_avg of shape {list(w_avg.shape)} does not fit the encoder's output [N, {shape[0]}, {shape[1]}]")
+    return w_avg
+
+
+def load_w_avg(path: PathLike, device: Device = "cpu", num_ws: int = NUM_WS) -> torch.Tensor:
+    """``[1, num_ws, w_dim]`` float32 average latent from a ``torch.save``-d tensor (safe loading).
+
+    Accepts ``[num_ws, w_dim]`` (GUIDE's file), ``[1, num_ws, w_dim]`` or ``[w_dim]``; anything else,
+    or a file that does not hold a tensor, raises a one-line
+    :class:`~guide.io.errors.CorruptCheckpointError`.
+    """
+    from guide.io.state_files import load_state_file
+
+    value = load_state_file(path, device=device)
+    if isinstance(value, dict) and len(value) == 1:
+        value = next(iter(value.values()))
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        raise CorruptCheckpointError(
+            f"{path}: expected a float tensor [{num_ws}, 512] (average latent), got {type(value).__name__}")
+    w = value.detach().to(torch.float32)
+    if w.ndim == 1:
+        w = w.unsqueeze(0).repeat(num_ws, 1)
+    if w.ndim == 2:
+        w = w.unsqueeze(0)
+    if w.ndim != 3 or w.shape[0] != 1 or w.shape[1] != num_ws:
+        raise CorruptCheckpointError(
+            f"{path}: average latent has shape {list(value.shape)}, expected [{num_ws}, w_dim]")
+    return w
+
+
+def load_encoder(path: PathLike, device: Device = "cpu") -> torch.nn.Module:
+    """The GOAE encoder from ``encoder_FFHQ.pt`` on ``device`` (eval mode); damage -> one-line error."""
+    from goae import GOAEncoder
+
+    try:
+        return GOAEncoder.from_checkpoint(path, device=device)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CorruptCheckpointError(" ".join(str(exc).split())[:400]) from None
+
+
+@dataclass
+class InversionModels:
+    """The encoder, the average latent and the files they came from."""
+
+    encoder: torch.nn.Module
+    w_avg: torch.Tensor
+    encoder_path: Path
+    w_avg_path: Path
+
+
+def load_inversion_models(checkpoint_dir: PathLike, device: Device = "cpu") -> InversionModels:
+    """Encoder and ``w_avg`` from the checkpoint directory; a missing file is reported (one line) before any loading."""
+    from guide.checkpoints import require_checkpoint
+
+    encoder_path = require_checkpoint(ENCODER_FILE, checkpoint_dir)
+    w_avg_path = require_checkpoint(W_AVG_FILE, checkpoint_dir)
+    encoder = load_encoder(encoder_path, device)
+    w_avg = load_w_avg(w_avg_path, device, num_ws=getattr(encoder, "num_ws", NUM_WS))
+    return InversionModels(encoder, w_avg, encoder_path, w_avg_path)
+
+
+def invert_photo(
+    photo: Any,
+    *,
+    w_avg: Optional[torch.Tensor] = None,
+    checkpoint_dir: Optional[PathLike] = None,
+    device: Device = "cpu",
+    face_index: Optional[int] = None,
+    aligned: bool = False,
+    encoder: Optional[torch.nn.Module] = None,
+    detector: Optional[Any] = None,
+) -> torch.Tensor:
+    """``w_u`` ``[1, 14, 512]`` of a photo in one call: align (unless ``aligned``), encode, add ``w_avg``.
+
+    ``photo``: path, PIL image or array (see :func:`guide.preprocess.align_photo`). ``w_avg`` and
+    ``encoder`` default to the files in ``checkpoint_dir`` (default: :func:`guide.paths.resolve_checkpoint_dir`);
+    pass them (and a ``detector``) to invert many photos without reloading.
+    """
+    from guide.checkpoints import require_checkpoint
+    from guide.paths import resolve_checkpoint_dir
+
+    folder = resolve_checkpoint_dir(checkpoint_dir)
+    if encoder is None:
+        encoder = load_encoder(require_checkpoint(ENCODER_FILE, folder), device)
+    if w_avg is None:
+        w_avg = load_w_avg(require_checkpoint(W_AVG_FILE, folder), device, num_ws=getattr(encoder, "num_ws", NUM_WS))
+    if aligned:
+        from guide.imageio import load_image
+
+        crop = load_image(photo).image
+    else:
+        from guide.preprocess import align_photo
+
+        crop = align_photo(photo, face_index, detector=detector, device=device).image
+    return invert(crop, encoder, w_avg, device)
+
+
+def latent_record(
+    w: torch.Tensor,
+    camera: Optional[torch.Tensor],
+    *,
+    source: str,
+    sha256: str,
+    encoder_sha256: str,
+    extra: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """The dict ``guide invert`` saves: ``w`` [1,14,512], ``camera`` [1,25] and provenance.
+
+    Only tensors and plain values, so it loads with ``torch.load(..., weights_only=True)``.
+    """
+    import guide
+
+    record: Dict[str, Any] = {
+        "w": w.detach().to("cpu", torch.float32).contiguous(),
+        "camera": None if camera is None else camera.detach().to("cpu", torch.float32).reshape(1, -1).contiguous(),
+        "source": str(source),
+        "sha256": sha256,
+        "encoder_sha256": encoder_sha256,
+        "guide_version": guide.__version__,
+    }
+    record.update(extra or {})
+    return record
+
+
+def save_latent(path: PathLike, record: Dict[str, Any]) -> None:
+    """``torch.save`` ``record`` to ``path`` atomically (never a half-written file under that name)."""
+    from guide.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(record, tmp)
