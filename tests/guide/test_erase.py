@@ -105,3 +105,33 @@ def test_demo_completes(tmp_path):
     assert result.exit_code == 0, result.output
     assert "RANDOM weights" in result.output
     assert (tmp_path / "demo" / "grid.png").is_file() and (tmp_path / "demo" / "generator.json").is_file()
+
+
+@pytest.mark.slow
+def test_erase_from_a_photo(tiny_generator_factory, networks, tmp_path, monkeypatch, shared_dir):
+    """Photo -> detect/align -> GOAE (tiny, random) + w_avg file -> UFO -> LTU."""
+    import dataclasses
+
+    import goae
+
+    from guide import inversion
+    from tests.goae.conftest import randomize, tiny_config
+
+    config = dataclasses.replace(tiny_config(), w_dim=512)
+    encoder = randomize(goae.GOAEncoder(config), seed=1).eval()
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    torch.save(encoder.state_dict(), folder / inversion.ENCODER_FILE)
+    w_avg = torch.randn(14, 512, generator=torch.Generator().manual_seed(0))
+    torch.save(w_avg, folder / inversion.W_AVG_FILE)
+    monkeypatch.setattr(inversion, "load_encoder",
+                        lambda path, device="cpu": goae.GOAEncoder.from_checkpoint(path, device, config=config))
+    photo = shared_dir / "faces" / "wild_1.jpg"
+    result = run_erase(Identity("photo", str(photo)), tmp_path / "out", tiny_generator_factory(), _config(1),
+                       networks, checkpoint_dir=folder, progress=False, log=lambda m: None)
+    latents = torch.load(result.out_dir / "latents.pt", weights_only=True)
+    aligned = inversion.invert_photo(photo, w_avg=w_avg[None], encoder=encoder)
+    assert torch.allclose(latents["w_u"], aligned, atol=1e-5)
+    settings = json.loads((result.out_dir / "config.json").read_text())
+    assert settings["w_avg"].endswith(inversion.W_AVG_FILE)
+    assert settings["identity"] == {"kind": "photo", "value": str(photo)}
