@@ -8,6 +8,8 @@ _EXPORTS = {
     "CheckpointFormatError": "network_pkl",
     "LookAtPoseSampler": "camera",
     "GaussianCameraPoseSampler": "camera",
+    "UniformCameraPoseSampler": "camera",
+    "camera_params": "camera",
     "FOV_to_intrinsics": "camera",
     "create_cam2world_matrix": "camera",
 }
