@@ -116,7 +116,7 @@ def test_require_checkpoint(tmp_path):
     with pytest.raises(MissingCheckpointError) as info:
         ck.require_checkpoint(IR_SE50, tmp_path)
     message = info.value.one_line()
-    for part in (IR_SE50, "identity loss", "TreB1eN/InsightFace_Pytorch", "guide unlearn", str(tmp_path)):
+    for part in (IR_SE50, "identity loss", "TreB1eN/InsightFace_Pytorch", "guide erase", str(tmp_path)):
         assert part in message, part
     (tmp_path / IR_SE50).write_bytes(b"")
     with pytest.raises(CorruptCheckpointError, match="empty"):
