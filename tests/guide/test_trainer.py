@@ -62,9 +62,10 @@ def test_loss_terms_match_hand_computation(tiny_generator_factory, random_lpips,
 
 @pytest.mark.slow
 def test_training_moves_identity_to_target_and_keeps_others(tiny_generator_factory, random_lpips, tiny_id_loss):
-    """Measured on the tiny random model (lr 1e-3, 15 steps: distance to target 1.48 -> 1.27,
-    erased identity changed 0.30 vs other identities 0.21). Asserted with margins."""
-    trainer = _setup(tiny_generator_factory, random_lpips, tiny_id_loss, iters=10, lr=1e-3)
+    """Measured on the tiny random model (seeded random LPIPS, lr 2e-3, 15 steps): distance of
+    the erased identity's render to the target 1.48 -> 0.25; the erased identity changed 1.41,
+    other identities 1.00 (mean abs pixel difference). Asserted with margins."""
+    trainer = _setup(tiny_generator_factory, random_lpips, tiny_id_loss, iters=15, lr=2e-3)
     c = camera_for(trainer.config.camera)
     g = torch.Generator().manual_seed(7)
     w_others = trainer.G_src.mapping(torch.randn(4, trainer.G.z_dim, generator=g), c.repeat(4, 1))
@@ -88,6 +89,8 @@ def test_training_moves_identity_to_target_and_keeps_others(tiny_generator_facto
     to_target_after = (erased_after - target).abs().mean().item()
     erased_change = (erased_after - erased_before).abs().mean().item()
     others_change = (others_after - others_before).abs().mean().item()
+    print(f"to target {to_target_before:.4f} -> {to_target_after:.4f}; erased changed {erased_change:.4f}, "
+          f"others {others_change:.4f}")
     assert to_target_after < 0.95 * to_target_before, (to_target_before, to_target_after)
     assert erased_change > 1.2 * others_change, (erased_change, others_change)
     # Only backbone.synthesis changed.
