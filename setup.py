@@ -49,7 +49,12 @@ setup(
         "ninja",
         "lpips",
         "facenet-pytorch==2.5.3",
+        "pytorch-fid>=0.3.0",
+        "pyyaml>=6",
     ],
-    extras_require={"dev": ["pytest>=7"]},
+    extras_require={
+        "dev": ["pytest>=7"],
+        "ray": ["ray[default]>=2.9"],  # guide batch with executor: ray
+    },
     entry_points={"console_scripts": ["guide=guide.cli:main"]},
 )

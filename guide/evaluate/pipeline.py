@@ -1,0 +1,216 @@
+"""Evaluating an erase output folder (or two generators): networks, generators, metrics.json.
+
+The CLI (``guide eval id|fid|all|report``) calls these; tests inject networks through
+:class:`EvalNetworks` (``random_weights=True`` or ready-made ``scorer`` / ``inception``).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+import torch
+
+import guide
+from guide.errors import GuideError
+from guide.evaluate.cache import FeatureCache
+from guide.evaluate.erase_output import NEEDS_GENERATOR, NEEDS_RENDERS, EraseOutput
+from guide.evaluate.fid import FIDResult, evaluate_fid
+from guide.evaluate.frechet import Statistics, load_real_statistics
+from guide.evaluate.identity import (IDResult, IdentityScorer, Others, evaluate_identity, identity_scorer,
+                                     load_image, other_latents, render_before_after)
+from guide.evaluate.inception import InceptionFeatures, inception_features
+from guide.evaluate.sampling import SampleSettings
+
+PathLike = Union[str, "os.PathLike[str]"]
+DeviceLike = Union[str, torch.device]
+REAL_DEFAULT_FILE = "ffhq_real_feat.npy"
+
+
+@dataclass
+class EvalNetworks:
+    """The evaluation networks, built on first use (pass ``scorer``/``inception`` to inject)."""
+
+    checkpoint_dir: Optional[PathLike] = None
+    device: DeviceLike = "cpu"
+    random_weights: bool = False
+    no_face: str = "fixed"
+    scorer: Optional[IdentityScorer] = None
+    inception: Optional[InceptionFeatures] = None
+
+    def identity(self) -> IdentityScorer:
+        if self.scorer is None:
+            self.scorer = identity_scorer(self.checkpoint_dir, device=self.device, random_weights=self.random_weights,
+                                          no_face=self.no_face)
+        return self.scorer
+
+    def features(self) -> InceptionFeatures:
+        if self.inception is None:
+            self.inception = inception_features(self.checkpoint_dir, device=self.device,
+                                                random_weights=self.random_weights)
+        return self.inception
+
+
+@dataclass
+class Generators:
+    """The pretrained and unlearned generators of one evaluation, loaded on first use."""
+
+    run: Optional[EraseOutput] = None
+    pretrained_path: Optional[PathLike] = None
+    unlearned_path: Optional[PathLike] = None
+    device: DeviceLike = "cpu"
+    loaded: Dict[str, torch.nn.Module] = field(default_factory=dict)
+    described: Dict[str, str] = field(default_factory=dict)
+
+    def pretrained(self) -> torch.nn.Module:
+        if "pretrained" not in self.loaded:
+            path = self._pretrained_path()
+            self.loaded["pretrained"] = _load(path, self.device)
+            self.described["pretrained"] = str(path)
+        return self.loaded["pretrained"]
+
+    def unlearned(self) -> torch.nn.Module:
+        if "unlearned" not in self.loaded:
+            if self.unlearned_path is not None:
+                path = Path(self.unlearned_path)
+            elif self.run is not None:
+                path = self.run.generator_path
+            else:
+                raise GuideError("no unlearned generator: give an erase output folder or --unlearned")
+            self.loaded["unlearned"] = _load(path, self.device)
+            self.described["unlearned"] = str(path)
+        return self.loaded["unlearned"]
+
+    def _pretrained_path(self) -> Path:
+        if self.pretrained_path is not None:
+            return Path(self.pretrained_path)
+        if self.run is None:
+            raise GuideError("no pretrained generator: give an erase output folder or --pretrained")
+        path = self.run.source_generator
+        if path is None:
+            raise GuideError(f"{self.run.root}/config.json does not name the source generator as a file "
+                             f"(source_generator: {self.run.config.get('source_generator')!r}); pass --pretrained")
+        if not path.is_file():
+            raise GuideError(f"the erasure's source generator {path} is gone; pass --pretrained")
+        recorded = self.run.source_sha256
+        if recorded:
+            from guide.io.hashing import sha256_file
+
+            if sha256_file(path) != recorded.lower():
+                raise GuideError(f"{path} is not the file the erasure started from (sha256 differs from "
+                                 f"config.json); pass --pretrained to evaluate against it anyway")
+        return path
+
+
+def _load(path: Path, device: DeviceLike) -> torch.nn.Module:
+    from guide.io import load_any_generator
+
+    return load_any_generator(path, device=device)
+
+
+def resolve_real(real: Optional[PathLike], checkpoint_dir: Optional[PathLike]) -> Tuple[Statistics, str]:
+    """Real statistics from ``real``, else ``ffhq_real_feat.npy`` in the checkpoint folder."""
+    if real is None:
+        from guide.paths import resolve_checkpoint_dir
+
+        candidate = resolve_checkpoint_dir(checkpoint_dir) / REAL_DEFAULT_FILE
+        if not candidate.is_file():
+            raise GuideError(
+                f"missing real statistics for ΔFID_real: pass --real FEATS (Inception features [M,2048] .npy such "
+                f"as the reference's {REAL_DEFAULT_FILE}, or a .npz with mu/sigma), or put {REAL_DEFAULT_FILE} "
+                f"in {candidate.parent}")
+        real = candidate
+    return load_real_statistics(real), str(real)
+
+
+def _evaluation_entry(networks: EvalNetworks, generators: Generators) -> Dict[str, Any]:
+    return {"random_networks": bool(networks.random_weights), "device": str(networks.device),
+            "guide_version": guide.__version__, "pretrained": generators.described.get("pretrained"),
+            "unlearned": generators.described.get("unlearned"),
+            "evaluated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+# -------------------------------------------------------------------------------- ID
+
+
+def id_for_output(run: EraseOutput, networks: EvalNetworks, generators: Generators, others: Others = Others(),
+                  progress: bool = True) -> IDResult:
+    """ID from the folder's before/after renders; ID_others from ``others`` rendered by both generators."""
+    before = [load_image(p) for p in run.before_paths]
+    after = [load_image(p) for p in run.after_paths]
+    pairs = []
+    if others.kind != "none":
+        G_src, G_unl = generators.pretrained(), generators.unlearned()
+        latents = other_latents(others, G_src, run.camera, networks.device, networks.checkpoint_dir)
+        pairs = render_before_after(G_src, G_unl, latents, run.camera, len(before), progress=progress)
+    return evaluate_identity(before, after, networks.identity(), others_pairs=pairs, others=others.describe(),
+                             progress=progress)
+
+
+def eval_id(out_dir: PathLike, networks: EvalNetworks, *, pretrained: Optional[PathLike] = None,
+            others: Others = Others(), progress: bool = True) -> Dict[str, Any]:
+    """``guide eval id``: compute, merge into metrics.json, return the merged metrics."""
+    run = EraseOutput.open(out_dir, needs=(NEEDS_RENDERS,) if others.kind == "none" else
+                           (NEEDS_RENDERS, NEEDS_GENERATOR))
+    generators = Generators(run, pretrained, device=networks.device)
+    result = id_for_output(run, networks, generators, others, progress)
+    return run.merge_metrics({**result.metrics(), "evaluation": _evaluation_entry(networks, generators)})
+
+
+# ------------------------------------------------------------------------------- FID
+
+
+def fid_for_generators(generators: Generators, networks: EvalNetworks, settings: SampleSettings, *,
+                       real: Optional[Tuple[Statistics, str]], batch: int, cache: Optional[FeatureCache],
+                       progress: bool = True) -> FIDResult:
+    """FID_pre (and ΔFID_real with ``real``) of the two generators."""
+    stats, source = real if real is not None else (None, None)
+    return evaluate_fid(generators.pretrained(), generators.unlearned(), networks.features(), settings,
+                        real=stats, real_source=source, batch=batch, device=networks.device, cache=cache,
+                        progress=progress)
+
+
+def sample_settings_for(run: Optional[EraseOutput], num: int, seed: int, **kwargs) -> SampleSettings:
+    """The FID protocol with the erasure's camera (FOV, pivot, radius) when there is one."""
+    if run is not None:
+        return SampleSettings.with_camera(run.camera, num=num, seed=seed, **kwargs)
+    return SampleSettings(num=num, seed=seed, **kwargs)
+
+
+def eval_fid(out_dir: Optional[PathLike], networks: EvalNetworks, *, real: Optional[PathLike] = None,
+             use_real: bool = True, pretrained: Optional[PathLike] = None, unlearned: Optional[PathLike] = None,
+             num: int = 5000, seed: int = 0, batch: int = 8, cache: Optional[FeatureCache] = None,
+             progress: bool = True, **sample_kwargs) -> Dict[str, Any]:
+    """``guide eval fid``: FID numbers; merged into metrics.json when ``out_dir`` is given."""
+    run = EraseOutput.open(out_dir, needs=(NEEDS_GENERATOR,) if unlearned is None else ()) if out_dir else None
+    real_stats = resolve_real(real, networks.checkpoint_dir) if use_real else None
+    generators = Generators(run, pretrained, unlearned, device=networks.device)
+    settings = sample_settings_for(run, num, seed, **sample_kwargs)
+    result = fid_for_generators(generators, networks, settings, real=real_stats, batch=batch, cache=cache,
+                                progress=progress)
+    metrics = {**result.metrics(), "evaluation": _evaluation_entry(networks, generators)}
+    return run.merge_metrics(metrics) if run is not None else metrics
+
+
+# ------------------------------------------------------------------------------- all
+
+
+def eval_all(out_dir: PathLike, networks: EvalNetworks, *, real: Optional[PathLike] = None, use_real: bool = True,
+             pretrained: Optional[PathLike] = None, others: Others = Others(), num: int = 5000, seed: int = 0,
+             batch: int = 8, cache: Optional[FeatureCache] = None, progress: bool = True,
+             **sample_kwargs) -> Tuple[Dict[str, Any], Path]:
+    """``guide eval all``: ID, ID_others, FID_pre, ΔFID_real -> metrics.json and report.html."""
+    from guide.evaluate.report import write_report
+
+    run = EraseOutput.open(out_dir)
+    real_stats = resolve_real(real, networks.checkpoint_dir) if use_real else None  # fail before the slow parts
+    generators = Generators(run, pretrained, device=networks.device)
+    id_result = id_for_output(run, networks, generators, others, progress)
+    settings = sample_settings_for(run, num, seed, **sample_kwargs)
+    fid_result = fid_for_generators(generators, networks, settings, real=real_stats, batch=batch, cache=cache,
+                                    progress=progress)
+    merged = run.merge_metrics({**id_result.metrics(), **fid_result.metrics(),
+                                "evaluation": _evaluation_entry(networks, generators)})
+    return merged, write_report(run, merged)
