@@ -15,7 +15,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, List, Optional, Union
 
 import torch
 
@@ -182,6 +182,105 @@ def _sha256(path) -> Optional[str]:
     return sha256_file(path) if path is not None and Path(path).is_file() else None
 
 
+def erase_settings(identity: Identity, config: EraseConfig, device, generator_path, w_avg_source: str,
+                   networks: Networks, checkpoint_dir) -> dict:
+    """The config.json record of one erasure: settings, sources and the checkpoints' sha256."""
+    return {
+        "guide_version": guide.__version__,
+        "identity": dataclasses.asdict(identity),
+        "erase": config.to_dict(),
+        "device": str(device),
+        "source_generator": str(generator_path) if generator_path else "built-in",
+        "source_generator_sha256": _sha256(generator_path),
+        "w_avg": w_avg_source,
+        "networks": networks.note or "LPIPS-VGG16 + ArcFace IR-SE50 from the checkpoints folder",
+        "checkpoints": {name: _sha256(Path(checkpoint_dir) / name) for name in
+                        ("vgg16-397923af.pth", "model_ir_se50.pth", "encoder_FFHQ.pt", W_AVG_FILE)}
+        if checkpoint_dir else {},
+    }
+
+
+def write_tensors(path: Path, **tensors) -> None:
+    """torch.save a dict of tensors (moved to CPU) atomically."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in tensors.items()}, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def render_identity(G_src, G, w_u: torch.Tensor, w_t: torch.Tensor, out_dir: Path, camera,
+                    views: Optional[int] = None) -> Dict[str, float]:
+    """renders/before|after|target_XX.png and grid.png of one identity; returns the pixel metrics."""
+    from guide.cameras import view_yaws
+
+    yaws = None if views is None else view_yaws(views, camera.yaw_range)
+    before = render_views(G_src, w_u, camera, yaws)
+    after = render_views(G, w_u, camera, yaws)
+    target = render_views(G_src, w_t, camera, yaws)
+    renders = Path(out_dir) / "renders"
+    save_images(before, renders, "before")
+    save_images(after, renders, "after")
+    save_images(target, renders, "target")
+    write_bytes_atomic(Path(out_dir) / "grid.png", png_bytes(grid([before, after, target], size=128)))
+    return {
+        "pixel_l1_before_after": float((after - before).abs().mean()),
+        "pixel_l1_after_target": float((after - target).abs().mean()),
+        "pixel_l1_before_target": float((before - target).abs().mean()),
+    }
+
+
+def train_ltu(trainer: LTUTrainer, out_dir: Path, *, resuming: bool = False, checkpoint_every: int = 100,
+              progress: bool = True, log: Callable[[str], None] = print,
+              on_step: Optional[Callable[[int, Dict[str, float]], None]] = None,
+              desc: str = "unlearning") -> List[dict]:
+    """Run the trainer to config.iters with resumable state in out_dir (checkpoint/state.pt and
+    losses.jsonl, saved every `checkpoint_every` steps and at the end); returns the loss history."""
+    iters = trainer.config.iters
+    history: list = []
+    losses_path = out_dir / "losses.jsonl"
+    if resuming:
+        state = torch.load(out_dir / STATE_FILE, map_location=trainer.device, weights_only=True)
+        trainer.load_state_dict(state)
+        history = [json.loads(line) for line in losses_path.read_text().splitlines()[: trainer.step_index]]
+        log(f"resuming at step {trainer.step_index} of {iters}")
+
+    def save_state():
+        import io
+
+        buffer = io.BytesIO()
+        torch.save(trainer.state_dict(), buffer)
+        (out_dir / "checkpoint").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(losses_path, "".join(json.dumps(h) + "\n" for h in history))
+        write_bytes_atomic(out_dir / STATE_FILE, buffer.getvalue())
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=iters, initial=trainer.step_index, desc=desc, unit="step", dynamic_ncols=True)
+
+    def callback(step: int, values: Dict[str, float]) -> None:
+        history.append({"step": step, **values})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in values.items() if k in ("loss", "local", "adjacency", "global")})
+        if checkpoint_every and step % checkpoint_every == 0:
+            save_state()
+        if on_step is not None:
+            on_step(step, values)
+
+    try:
+        trainer.run(callback=callback)
+    except NonFiniteLossError as exc:
+        raise GuideError(f"{exc}: last good checkpoint in {out_dir / STATE_FILE}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    save_state()
+    return history
+
+
 # ---------------------------------------------------------------------------- pipeline
 
 
@@ -202,8 +301,10 @@ def run_erase(
     progress: bool = True,
     log: Callable[[str], None] = print,
     on_step: Optional[Callable[[int, Dict[str, float]], None]] = None,
+    views: Optional[int] = None,
 ) -> EraseResult:
-    """Erase `identity` from `G_src` and write every output into `out_dir` (see module doc)."""
+    """Erase `identity` from `G_src` and write every output into `out_dir` (see module doc).
+    `views`: number of before/after/target renders (default: the 11 evaluation yaws)."""
     out_dir = Path(out_dir)
     device = torch.device(device)
     resuming = prepare_out_dir(out_dir, overwrite, resume)
@@ -214,19 +315,7 @@ def run_erase(
     w_u = identity_latent(identity, G_src, config, w_avg, checkpoint_dir, device)
     w_t = ufo_target(config.target.method, w_u, w_avg, config.target.distance)
 
-    settings = {
-        "guide_version": guide.__version__,
-        "identity": dataclasses.asdict(identity),
-        "erase": config.to_dict(),
-        "device": str(device),
-        "source_generator": str(generator_path) if generator_path else "built-in",
-        "source_generator_sha256": _sha256(generator_path),
-        "w_avg": w_avg_source,
-        "networks": networks.note or "LPIPS-VGG16 + ArcFace IR-SE50 from the checkpoints folder",
-        "checkpoints": {name: _sha256(Path(checkpoint_dir) / name) for name in
-                        ("vgg16-397923af.pth", "model_ir_se50.pth", "encoder_FFHQ.pt", W_AVG_FILE)}
-        if checkpoint_dir else {},
-    }
+    settings = erase_settings(identity, config, device, generator_path, w_avg_source, networks, checkpoint_dir)
     if resuming:
         saved = json.loads((out_dir / "config.json").read_text())
         current = json.loads(json.dumps({k: settings[k] for k in ("erase", "identity")}, default=str))
@@ -234,60 +323,20 @@ def run_erase(
             raise GuideError(f"--resume: the settings differ from the interrupted run in {out_dir}")
     else:
         write_json(out_dir / "config.json", settings)
-        buffer = __import__("io").BytesIO()
-        torch.save({"w_u": w_u.cpu(), "w_t": w_t.cpu()}, buffer)
-        write_bytes_atomic(out_dir / "latents.pt", buffer.getvalue())
+        write_tensors(out_dir / "latents.pt", w_u=w_u, w_t=w_t)
 
     trainer = LTUTrainer(G_src, w_u, w_t, config.ltu, lpips=networks.lpips.to(device),
                          id_loss=networks.id_loss.to(device) if networks.id_loss is not None else None,
                          seed=config.seed)
-    history: list = []
-    losses_path = out_dir / "losses.jsonl"
-    if resuming:
-        state = torch.load(out_dir / STATE_FILE, map_location=device, weights_only=True)
-        trainer.load_state_dict(state)
-        history = [json.loads(line) for line in losses_path.read_text().splitlines()[: trainer.step_index]]
-        log(f"resuming at step {trainer.step_index} of {config.ltu.iters}")
-
-    def save_state():
-        buffer = __import__("io").BytesIO()
-        torch.save(trainer.state_dict(), buffer)
-        (out_dir / "checkpoint").mkdir(exist_ok=True)
-        write_text_atomic(losses_path, "".join(json.dumps(h) + "\n" for h in history))
-        write_bytes_atomic(out_dir / STATE_FILE, buffer.getvalue())
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.ltu.iters, initial=trainer.step_index, desc="unlearning", unit="step",
-                   dynamic_ncols=True)
-
-    def callback(step: int, values: Dict[str, float]) -> None:
-        history.append({"step": step, **values})
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in values.items() if k in ("loss", "local", "adjacency", "global")})
-        if checkpoint_every and step % checkpoint_every == 0:
-            save_state()
-        if on_step is not None:
-            on_step(step, values)
-
-    try:
-        trainer.run(callback=callback)
-    except NonFiniteLossError as exc:
-        raise GuideError(f"{exc}: last good checkpoint in {out_dir / STATE_FILE}") from None
-    finally:
-        if bar is not None:
-            bar.close()
-    save_state()
+    history = train_ltu(trainer, out_dir, resuming=resuming, checkpoint_every=checkpoint_every,
+                        progress=progress, log=log, on_step=on_step)
 
     return finish(trainer, G_src, w_u, w_t, history, out_dir, config, settings, generator_path,
-                  export_pkl, log)
+                  export_pkl, log, views=views)
 
 
 def finish(trainer, G_src, w_u, w_t, history, out_dir: Path, config: EraseConfig, settings: dict,
-           generator_path, export_pkl: bool, log) -> EraseResult:
+           generator_path, export_pkl: bool, log, views: Optional[int] = None) -> EraseResult:
     """Save the unlearned generator, renders, grid, curves and metrics."""
     from guide.io import Provenance, save_generator
 
@@ -303,15 +352,7 @@ def finish(trainer, G_src, w_u, w_t, history, out_dir: Path, config: EraseConfig
 
         export_eg3d_pkl(G, like=generator_path, out=out_dir / "generator.pkl")
 
-    camera = config.ltu.camera
-    before = render_views(G_src, w_u, camera)
-    after = render_views(G, w_u, camera)
-    target = render_views(G_src, w_t, camera)
-    renders = out_dir / "renders"
-    save_images(before, renders, "before")
-    save_images(after, renders, "after")
-    save_images(target, renders, "target")
-    write_bytes_atomic(out_dir / "grid.png", png_bytes(grid([before, after, target], size=128)))
+    pixel = render_identity(G_src, G, w_u, w_t, out_dir, config.ltu.camera, views)
     write_bytes_atomic(out_dir / "losses.png", loss_curve_png(history))
 
     metrics_path = out_dir / "metrics.json"
@@ -319,9 +360,7 @@ def finish(trainer, G_src, w_u, w_t, history, out_dir: Path, config: EraseConfig
     metrics.update({
         "steps": trainer.step_index,
         "final_losses": history[-1] if history else {},
-        "pixel_l1_before_after": float((after - before).abs().mean()),
-        "pixel_l1_after_target": float((after - target).abs().mean()),
-        "pixel_l1_before_target": float((before - target).abs().mean()),
+        **pixel,
     })
     write_json(metrics_path, metrics)
     log(f"erased {settings['identity']['kind']} identity in {trainer.step_index} steps -> {out_dir}")

@@ -1,0 +1,29 @@
+"""examples/batch-demo.yaml validates, and (slow) runs on CPU."""
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from guide.batch.schema import load_job
+from guide.cli import cli
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "batch-demo.yaml"
+
+
+def test_example_job_validates():
+    job = load_job(EXAMPLE)
+    assert job.mode == "joint" and job.generator == "builtin:tiny" and job.networks == "random"
+    assert len(job.identities) >= 2 and job.devices == ["cpu"]
+    result = CliRunner().invoke(cli, ["batch", str(EXAMPLE), "--check"])
+    assert result.exit_code == 0 and "job file OK" in result.output
+
+
+@pytest.mark.slow
+def test_example_job_runs(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["batch", str(EXAMPLE), "--out", str(out), "--set", "iters=1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["done"] == len(load_job(EXAMPLE).identities)
+    assert (out / "model" / "generator.json").is_file() and (out / "report.md").is_file()

@@ -1,0 +1,91 @@
+"""Mode independent: one model per identity; a bad identity fails alone; resume skips done ones."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from guide.batch.runner import run_batch
+from guide.batch.schema import load_job
+from guide.cli import cli
+
+from .conftest import write_job
+
+
+def _status(out):
+    return json.loads((out / "status.json").read_text())
+
+
+def test_bad_identity_fails_alone_and_resume_retries_only_it(tmp_path, saved_tiny_generator, latent_file):
+    missing = tmp_path / "missing.pt"
+    job = write_job(tmp_path / "job.yaml", generator=str(saved_tiny_generator), networks="random",
+                    identities=[{"id": "rand", "random": 4}, {"id": "ghost", "latent": str(missing)},
+                                {"id": "saved", "latent": str(latent_file)}])
+    out = tmp_path / "out"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["batch", str(job), "--out", str(out), "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "batch: 2 of 3 identities erased, 1 failed" in result.output
+    status = _status(out)
+    assert status["counts"] == {"pending": 0, "running": 0, "done": 2, "failed": 1}
+    assert status["identities"]["ghost"]["state"] == "failed"
+    assert "latent file not found" in status["identities"]["ghost"]["reason"]
+    for ident in ("rand", "saved"):
+        assert status["identities"][ident]["state"] == "done"
+        for name in ("generator.json", "generator.safetensors", "renders/after_00.png", "metrics.json"):
+            assert (out / ident / name).is_file(), (ident, name)
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["done"] == 2 and report["identities"]["ghost"]["state"] == "failed"
+    assert report["identities"]["rand"]["metrics"]["pixel_l1_before_target"] > 0
+    assert "ghost | failed" in (out / "report.md").read_text()
+
+    again = runner.invoke(cli, ["batch", str(job), "--out", str(out)])
+    assert again.exit_code == 2 and "--resume" in again.output and "Traceback" not in again.output
+
+    # the missing file appears; --resume erases only that identity
+    shutil.copy(latent_file, missing)
+    stamps = {i: (out / i / "generator.safetensors").stat().st_mtime_ns for i in ("rand", "saved")}
+    resumed = runner.invoke(cli, ["batch", str(job), "--out", str(out), "--resume", "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "batch: 3 of 3 identities erased, 0 failed" in resumed.output
+    assert "[3/3] ghost: done" in resumed.output and "rand:" not in resumed.output
+    assert {i: (out / i / "generator.safetensors").stat().st_mtime_ns for i in stamps} == stamps
+    assert _status(out)["identities"]["ghost"]["state"] == "done"
+
+    changed = runner.invoke(cli, ["batch", str(job), "--out", str(out), "--resume", "--set", "iters=2"])
+    assert changed.exit_code == 2 and "erase differ from the interrupted batch" in changed.output
+
+
+def test_interrupted_batch_resumes_where_it_stopped(tmp_path, tiny_resources, monkeypatch):
+    """A fake run_erase (no training) interrupted on the second identity; resume redoes only it."""
+    import torch
+
+    from guide.erase import EraseResult
+    from guide.io import save_generator
+
+    calls = []
+
+    def fake_run_erase(identity, out_dir, G_src, config, networks, *, resume=False, **kw):
+        calls.append((identity.value, resume))
+        if identity.value == 2 and len(calls) == 2:
+            raise KeyboardInterrupt
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_generator(G_src, out / "generator")
+        torch.save({"w_u": torch.zeros(1, 14, 512), "w_t": torch.zeros(1, 14, 512)}, out / "latents.pt")
+        return EraseResult(out, 1, {}, {"steps": 1})
+
+    monkeypatch.setattr("guide.erase.run_erase", fake_run_erase)
+    job = load_job(write_job(tmp_path / "job.yaml", identities=[{"random": 1}, {"random": 2}, {"random": 3}]))
+    out = tmp_path / "out"
+    resources = tiny_resources()
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(job, out, resources=resources, evaluator=None, progress=False, log=lambda m: None)
+    states = {i: e["state"] for i, e in _status(out)["identities"].items()}
+    assert states == {"random-1": "done", "random-2": "running", "random-3": "pending"}
+
+    summary = run_batch(job, out, resume=True, resources=resources, evaluator=None, progress=False,
+                        log=lambda m: None)
+    assert summary.exit_code == 0 and summary.counts["done"] == 3
+    assert calls == [(1, False), (2, False), (2, True), (3, True)]

@@ -1,0 +1,101 @@
+"""Job-file validation: one-line errors naming the field, defaults, paths, overrides."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from guide.batch.schema import JobFileError, load_job, parse_job
+from guide.cli import cli
+
+from .conftest import write_job
+
+BAD = [
+    ({"identities": [{"random": 1}], "mode": "parallel"}, "mode: expected one of independent, joint, sequential"),
+    ({"identities": [{"random": 1}], "itres": 3}, "itres: unknown option (did you mean 'iters'?)"),
+    ({"identities": [{"random": 1}, {"photo": "a.jpg", "latent": "a.pt"}]},
+     "identities[1]: give exactly one of photo, latent, random (got photo, latent)"),
+    ({"identities": [{"random": 1}, {"id": "x", "random": 2}, {"id": "x", "random": 3}]},
+     "identities[2].id: 'x' is used twice (also identities[1])"),
+    ({"identities": [{"id": "model", "random": 1}]}, "identities[0].id: 'model' cannot name a folder"),
+    ({"identities": [{"id": "../up", "random": 1}]}, "identities[0].id: '../up' cannot name a folder"),
+    ({"identities": [{"random": "seven"}]}, "identities[0].random: expected an integer, got 'seven'"),
+    ({"identities": [{"random": 1}], "iters": 0}, "iters: must be at least 1, got 0"),
+    ({"identities": [{"random": 1}], "lr": "fast"}, "lr: expected a number, got 'fast'"),
+    ({"identities": [{"random": 1}], "losses": {"adj_btch": 1}}, "losses.adj_btch: unknown option (did you mean 'adj_batch'?)"),
+    ({"identities": [{"random": 1}], "losses": {"adjacency": "yes"}}, "losses.adjacency: expected true or false"),
+    ({"identities": [{"random": 1}], "devices": ["cuda:0", "gpu1"]}, "devices[1]: expected cpu, cuda, cuda:N or mps"),
+    ({"identities": [{"random": 1}], "device": "cpu", "devices": ["cpu"]}, "devices: give device or devices, not both"),
+    ({"identities": [{"random": 1}], "sample_identities": 4}, "sample_identities: only applies to mode joint"),
+    ({"identities": [{"random": 1}], "mode": "joint", "devices": ["cpu", "cpu"]}, "devices: mode joint trains one model"),
+    ({"identities": []}, "identities: no identities to erase"),
+    ({"identities": [{"random": 1}], "generator": "builtin:huge"}, "generator: unknown built-in generator"),
+    ({"identities": [{"random": 1}], "evaluation": {"views": 0}}, "evaluation.views: must be at least 1"),
+    ({"identities": [{"random": 1}], "retain": [{"name": "x"}]}, "retain[0]: give exactly one of photo, latent, random"),
+]
+
+
+@pytest.mark.parametrize("data,message", BAD, ids=[m.split(":")[0] for _, m in BAD])
+def test_cli_reports_the_offending_field_on_one_line(tmp_path, data, message):
+    job = tmp_path / "job.yaml"
+    job.write_text(json.dumps(data))  # JSON is YAML
+    result = CliRunner().invoke(cli, ["batch", str(job), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: job file {job}: "), result.output
+    assert message in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_file_level_errors(tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["batch", str(tmp_path / "nope.yaml"), "--check"])
+    assert missing.exit_code == 2 and "not found" in missing.output and "Traceback" not in missing.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("mode: joint\nidentities: [ {random: 1}\n")
+    result = runner.invoke(cli, ["batch", str(broken), "--check"])
+    assert result.exit_code == 2 and "not valid YAML (line" in result.output
+    bad_json = tmp_path / "job.json"
+    bad_json.write_text('{"mode": "joint",}')
+    result = runner.invoke(cli, ["batch", str(bad_json), "--check"])
+    assert result.exit_code == 2 and "not valid JSON" in result.output
+    scalar = tmp_path / "list.yaml"
+    scalar.write_text("- {random: 1}\n")
+    result = runner.invoke(cli, ["batch", str(scalar), "--check"])
+    assert result.exit_code == 2 and "expected a mapping of options at the top" in result.output
+    ok = write_job(tmp_path / "ok.yaml", identities=[{"random": 1}])
+    bad_set = runner.invoke(cli, ["batch", str(ok), "--check", "--set", "iters"])
+    assert bad_set.exit_code == 2 and "expected KEY=VALUE" in bad_set.output
+    no_out = runner.invoke(cli, ["batch", str(ok)])
+    assert no_out.exit_code == 2 and "--out" in no_out.output
+
+
+def test_defaults_paths_overrides(tmp_path):
+    (tmp_path / "sub").mkdir()
+    job_path = write_job(tmp_path / "sub" / "job.yaml", mode="joint", identities=[
+        {"id": "alice", "name": "Alice", "photo": "photos/alice.jpg"}, {"latent": "/abs/bob.pt"}, {"random": 7}],
+        random_identities={"count": 2, "first_seed": 100}, sample_identities=2, generator="G.pkl",
+        retain=[{"random": 5}])
+    job = load_job(job_path, ["iters=3", "evaluation.views=2", "losses.adj_batch=2"])
+    assert [i.id for i in job.identities] == ["alice", "bob", "random-7", "random-100", "random-101"]
+    assert job.identities[0].value == str(tmp_path / "sub" / "photos" / "alice.jpg")
+    assert job.identities[0].name == "Alice" and job.identities[1].value == "/abs/bob.pt"
+    assert job.generator == str(tmp_path / "sub" / "G.pkl")
+    assert job.erase.ltu.iters == 3 and job.evaluation.views == 2 and job.erase.ltu.losses.adj_batch == 2
+    assert job.erase.ltu.lr == 1e-3 and job.sample_identities == 2 and job.retain[0].id == "random-5"
+    assert job.devices == ["cpu"] and job.resolved_executor() == "serial"
+
+    plain = parse_job({"identities": [{"random": 1}], "method": "baseline", "lr": "1e-4"})
+    assert plain.mode == "independent" and plain.erase.ltu.iters == 1000 and plain.erase.ltu.lr == 1e-4
+    assert plain.erase.target.method == "average" and not plain.erase.ltu.losses.adjacency
+    many = parse_job({"identities": [{"random": 1}, {"random": 2}], "devices": ["cuda:0", "cuda:1"]})
+    assert many.resolved_executor() == "processes"
+    with pytest.raises(JobFileError, match="version"):
+        parse_job({"identities": [{"random": 1}], "version": 2})
+
+
+def test_check_prints_the_plan(tmp_path):
+    job = write_job(tmp_path / "job.yaml", mode="sequential", identities=[{"random": 1}, {"random": 2}])
+    result = CliRunner().invoke(cli, ["batch", str(job), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "mode sequential, 2 identities (2 random)" in result.output and "job file OK" in result.output
