@@ -331,8 +331,30 @@ def run_erase(
     history = train_ltu(trainer, out_dir, resuming=resuming, checkpoint_every=checkpoint_every,
                         progress=progress, log=log, on_step=on_step)
 
-    return finish(trainer, G_src, w_u, w_t, history, out_dir, config, settings, generator_path,
-                  export_pkl, log, views=views)
+    result = finish(trainer, G_src, w_u, w_t, history, out_dir, config, settings, generator_path,
+                    export_pkl, log, views=views)
+    result.metrics = identity_metrics(out_dir, checkpoint_dir, device, log) or result.metrics
+    return result
+
+
+IDENTITY_EVAL_FILE = "CurricularFace_Backbone.pth"
+
+
+def identity_metrics(out_dir: Path, checkpoint_dir, device, log) -> Optional[dict]:
+    """ID similarity of the erased identity before/after (CurricularFace over the 11 views),
+    merged into metrics.json when the evaluation network is in the checkpoints folder;
+    `guide eval all` adds ID_others and the FIDs."""
+    if checkpoint_dir is None or not (Path(checkpoint_dir) / IDENTITY_EVAL_FILE).is_file():
+        log(f"metrics.json: pixel metrics only ({IDENTITY_EVAL_FILE} not in the checkpoints folder; "
+            "run `guide eval all` once it is)")
+        return None
+    from guide.evaluate import EvalNetworks, Others, eval_id
+
+    try:
+        return eval_id(out_dir, EvalNetworks(checkpoint_dir, device), others=Others(kind="none"), progress=False)
+    except GuideError as exc:
+        log(f"identity metrics skipped: {exc}")
+        return None
 
 
 def finish(trainer, G_src, w_u, w_t, history, out_dir: Path, config: EraseConfig, settings: dict,

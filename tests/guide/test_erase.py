@@ -126,6 +126,10 @@ def test_erase_from_a_photo(tiny_generator_factory, networks, tmp_path, monkeypa
     torch.save(w_avg, folder / inversion.W_AVG_FILE)
     monkeypatch.setattr(inversion, "load_encoder",
                         lambda path, device="cpu": goae.GOAEncoder.from_checkpoint(path, device, config=config))
+    from guide.identity import ir101
+
+    torch.manual_seed(0)
+    torch.save(ir101().state_dict(), folder / "CurricularFace_Backbone.pth")  # random weights: plumbing only
     photo = shared_dir / "faces" / "wild_1.jpg"
     result = run_erase(Identity("photo", str(photo)), tmp_path / "out", tiny_generator_factory(), _config(1),
                        networks, checkpoint_dir=folder, progress=False, log=lambda m: None)
@@ -135,3 +139,5 @@ def test_erase_from_a_photo(tiny_generator_factory, networks, tmp_path, monkeypa
     settings = json.loads((result.out_dir / "config.json").read_text())
     assert settings["w_avg"].endswith(inversion.W_AVG_FILE)
     assert settings["identity"] == {"kind": "photo", "value": str(photo)}
+    metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    assert 0 <= metrics["ID"] <= 1.0001 and "pixel_l1_after_target" in metrics  # eval_id merged its keys
