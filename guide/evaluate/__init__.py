@@ -10,7 +10,7 @@
 
 Names are imported lazily so ``import guide.evaluate`` stays cheap.
 """
-import importlib
+from guide.lazy import lazy_getattr
 
 _EXPORTS = {
     "EraseOutput": "erase_output",
@@ -50,8 +50,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module 'guide.evaluate' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

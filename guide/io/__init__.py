@@ -3,7 +3,7 @@ plain state files, and the helpers they share (atomic writes, hashing, one-line 
 
 Names are imported lazily so that ``import guide.io`` stays cheap (no torch until needed).
 """
-import importlib
+from guide.lazy import lazy_getattr
 
 _EXPORTS = {
     "save_generator": "generator_io",
@@ -31,8 +31,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module 'guide.io' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

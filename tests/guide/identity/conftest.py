@@ -1,18 +1,9 @@
 """Fixtures for the identity-network tests: ../shared/fixtures/idnets and seed-0 filled networks."""
-import os
 from pathlib import Path
 
 import pytest
 
-
-def _require(path: Path) -> Path:
-    """Like tests/conftest.py: skip without ../shared, fail when $CI is set."""
-    if path.exists():
-        return path
-    msg = f"reference data {path} is absent (tests read ../shared in place)"
-    if os.environ.get("CI"):
-        pytest.fail(msg + " -- CI must run these tests, not skip them")
-    pytest.skip(msg)
+from tests.conftest import _require
 
 
 @pytest.fixture(scope="session")
