@@ -54,6 +54,8 @@ def _register_commands(group: click.Group) -> None:
     import guide.commands
 
     for info in sorted(pkgutil.iter_modules(guide.commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
         module = importlib.import_module(f"guide.commands.{info.name}")
         group.add_command(module.command)
 

@@ -7,17 +7,13 @@ from typing import Optional
 
 import click
 
+from guide.commands._options import checkpoints_option
+
 from guide.errors import GuideError
 
 
 @click.command()
-@click.option(
-    "--checkpoints",
-    "checkpoints",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Checkpoint directory (default: $GUIDE_CHECKPOINTS, else ./checkpoints).",
-)
+@checkpoints_option()
 @click.option("--verify", is_flag=True,
               help="Also hash every present file (checked where the SHA-256 is known) and open it with its loader.")
 @click.option("--json", "as_json", is_flag=True, help="Print the statuses as JSON.")

@@ -6,16 +6,12 @@ from typing import Optional
 
 import click
 
+from guide.commands._options import checkpoints_option
+
 import json
 
 @click.command()
-@click.option(
-    "--checkpoints",
-    "checkpoints",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Checkpoint directory (default: $GUIDE_CHECKPOINTS, else ./checkpoints).",
-)
+@checkpoints_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def doctor(checkpoints: Optional[Path], as_json: bool) -> None:
     """Check the setup: software, GPUs, CUDA kernels, checkpoints.

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+
 
 import click
+
+from guide.commands._options import checkpoints_option
 
 from guide.errors import GuideError
 
@@ -64,8 +66,7 @@ def resolve_device(device: str):
               "reference's effective [0,0,0].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--checkpoints", "checkpoint_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Checkpoint folder (default: $GUIDE_CHECKPOINTS, else ./checkpoints).")
+@checkpoints_option("checkpoint_dir")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=100, show_default=True,
               help="Save resumable state every N steps (0: only at the end).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")

@@ -7,6 +7,8 @@ from typing import Any, Dict, Tuple
 
 import click
 
+from guide.commands._options import checkpoints_option
+
 from guide.errors import GuideError
 
 _FOLDER = click.Path(file_okay=False, path_type=Path)
@@ -20,8 +22,7 @@ def _network_options(f):
                      help="Random-weight IR-101 and Inception (tests/demos; meaningless numbers).")(f)
     f = click.option("--no-progress", is_flag=True, help="No progress bars.")(f)
     f = click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")(f)
-    f = click.option("--checkpoints", type=_FOLDER, default=None,
-                     help="Checkpoint directory (default: $GUIDE_CHECKPOINTS, else ./checkpoints).")(f)
+    f = checkpoints_option()(f)
     return f
 
 

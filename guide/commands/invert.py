@@ -6,6 +6,8 @@ from typing import Optional
 
 import click
 
+from guide.commands._options import checkpoints_option
+
 from guide.imageio import DEFAULT_MAX_PIXELS
 
 
@@ -31,8 +33,7 @@ def _aligned_input(photo: Path, max_pixels: int):
 @click.command("invert")
 @click.argument("photo", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Latent file to write (.pt).")
-@click.option("--checkpoints", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Checkpoint directory (default: $GUIDE_CHECKPOINTS, else ./checkpoints).")
+@checkpoints_option()
 @click.option("--device", default="cpu", show_default=True, help="Torch device for detection and the encoder.")
 @click.option("--aligned", is_flag=True, help="PHOTO is already an aligned 512x512 crop: skip detection and cropping.")
 @click.option("--face-index", type=click.IntRange(min=0), default=None,
