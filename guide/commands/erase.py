@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 import click
 
 from guide.commands._options import checkpoints_option
