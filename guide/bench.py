@@ -11,7 +11,6 @@ Measures, on CPU or CUDA, with random weights (no checkpoint needed):
 """
 from __future__ import annotations
 
-import copy
 import json
 import platform
 import resource
@@ -122,65 +121,58 @@ def bench_forward(settings: BenchSettings, device: torch.device) -> BenchResult:
 
 
 def bench_ltu_step(settings: BenchSettings, device: torch.device, reference_style: bool = False) -> BenchResult:
-    """One LTU-shaped step. `reference_style` reproduces how GUIDE's unlearn.py organises it
-    (one latent at a time, the backbone run twice per latent: get_planes, then synthesis),
-    so the speed-up of our batched step can be measured on the same machine."""
-    import lpips
+    """One LTU step at the paper's settings: ours is `guide.trainer.LTUTrainer.step()` itself
+    (LPIPS-VGG and ArcFace IR-SE50 with random weights: same cost as the real ones).
+    `reference_style` emulates how GUIDE's unlearn.py organises the same step (one latent at a
+    time, the backbone run twice per latent: get_planes, then synthesis) so the speed-up can be
+    measured on the same machine."""
+    from guide.config import LTUConfig
+    from guide.identity import IDLoss, ir_se50
+    from guide.perceptual import lpips_vgg
+    from guide.trainer import LTUTrainer
+    from guide.ufo import extrapolated_target
 
     G_src = _build(settings, device)
-    G = copy.deepcopy(G_src).train()
-    G.backbone.synthesis.requires_grad_(True)
-    params = list(G.backbone.synthesis.parameters())
-    opt = torch.optim.Adam(params, lr=1e-4)
-    # Random VGG weights (pnet_rand): same cost as the real network, no download.
-    lp = lpips.LPIPS(net="vgg", pretrained=True, pnet_rand=True, verbose=False).to(device).eval()
-    lp.requires_grad_(False)
+    torch.manual_seed(settings.seed)
+    lp = lpips_vgg(random_backbone=True, device=device)
+    id_loss = IDLoss(ir_se50(device=device))
     rng = torch.Generator().manual_seed(settings.seed)
-    n_local, n_adj, n_global = 1, 2, 2
-    n = n_local + n_adj + n_global
     c0 = _cameras(1, device, rng)
-    w_u = G.mapping(torch.randn(1, G.z_dim, generator=rng).to(device), c0).detach()
-    w_t = G.mapping(torch.randn(1, G.z_dim, generator=rng).to(device), c0).detach()
+    w_u = G_src.mapping(torch.randn(1, G_src.z_dim, generator=rng).to(device), c0).detach()
+    w_avg = G_src.backbone.mapping.w_avg.reshape(1, 1, -1).to(device)
+    w_t = extrapolated_target(w_u, w_avg, 30.0)
+    config = LTUConfig(sr_fp32=not settings.sr_fp16)
+    trainer = LTUTrainer(G_src, w_u, w_t, config, lpips=lp, id_loss=id_loss, seed=settings.seed)
+    losses = config.losses
+    n = 1 + losses.adj_batch + losses.global_batch
 
     def step():
-        c = _cameras(n, device, rng)
-        w_rand = G_src.mapping(torch.randn(n_adj + n_global, G.z_dim, generator=rng).to(device), c[:n - 1])
-        alpha = torch.rand(n_adj, 1, 1, generator=rng).to(device) * 15
-        direction = w_rand[:n_adj] - w_u
-        direction = direction / direction.norm(dim=(1, 2), keepdim=True)
-        ws_train = torch.cat([w_u, w_u + alpha * direction, w_rand[n_adj:]])
-        ws_src = torch.cat([w_t, w_t + alpha * direction, w_rand[n_adj:]])
-        if reference_style:
-            return reference_style_step(ws_train, ws_src, c)
         with _autocast(settings, device):
-            with torch.no_grad():
-                ref = G_src.synthesis(ws_src, c, return_internals=True, force_fp32=not settings.sr_fp16)
-            out = G.synthesis(ws_train, c, return_internals=True, force_fp32=not settings.sr_fp16)
-            k = n_local + n_adj
-            plane_loss = torch.nn.functional.mse_loss(out["internals"]["planes"][:k].float(),
-                                                      ref["internals"]["planes"][:k].float())
-            lpips_loss = lp(out["image"].float(), ref["image"].float()).mean()
-            loss = 1e-2 * plane_loss + lpips_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.item()
+            if reference_style:
+                return reference_style_step()
+            return trainer.step()
 
-    def reference_style_step(ws_train, ws_src, c):
+    def reference_style_step():
+        inputs = trainer.sample_inputs()
+        with torch.no_grad():
+            ws_train, ws_src, n_local, n_adj = trainer.latents(inputs)
+        c = _cameras(1, device, rng)
+        G, G_ref = trainer.G, trainer.G_src
+        fp32 = not settings.sr_fp16
         loss = 0
-        k = n_local + n_adj
-        with _autocast(settings, device):
-            for i in range(n):
-                wi, wt, ci = ws_train[i:i + 1], ws_src[i:i + 1], c[i:i + 1]
-                if i < k:
-                    loss = loss + 1e-2 * torch.nn.functional.mse_loss(G.get_planes(wi), G_src.get_planes(wt))
-                img = G.synthesis(wi, ci, force_fp32=not settings.sr_fp16)["image"]
-                img_t = G_src.synthesis(wt, ci, force_fp32=not settings.sr_fp16)["image"]
-                loss = loss + lp(img.float(), img_t.float()).mean()
-        opt.zero_grad(set_to_none=True)
+        for i in range(len(ws_train)):
+            wi, wt = ws_train[i:i + 1], ws_src[i:i + 1]
+            if i < n_local + n_adj:
+                loss = loss + 1e-2 * torch.nn.functional.mse_loss(G.get_planes(wi), G_ref.get_planes(wt))
+            img = G.synthesis(wi, c, force_fp32=fp32)["image"]
+            img_t = G_ref.synthesis(wt, c, force_fp32=fp32)["image"]
+            loss = loss + lp(img.float(), img_t.float()).mean()
+            if i < n_local + n_adj:
+                loss = loss + 0.1 * id_loss(img.float(), img_t.float())
+        trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        return loss.item()
+        trainer.optimizer.step()
+        return float(loss)
 
     ms, peak = time_it(step, device, settings.steps, settings.warmup)
     name = "ltu_step_reference_style" if reference_style else "ltu_step"

@@ -62,6 +62,7 @@ class LTUConfig:
     noise_mode: str = "random"  # the reference's backbone noise is random in every render
     train_mode: bool = True  # the reference keeps G and G_src in train mode (non-fused modconv)
     deterministic_render: bool = False  # fixed sampling jitter (tests); the reference samples randomly
+    sr_fp32: bool = False  # on CUDA upstream runs the super-resolution in fp16; True forces fp32
     identity_chunk: int = 2  # identities rendered per forward pass when erasing several (joint mode)
     losses: LossConfig = field(default_factory=LossConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)

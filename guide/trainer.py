@@ -149,7 +149,7 @@ class LTUTrainer:
         n_identity = n_local + n_adj
         c = camera_for(self.config.camera, inputs.yaw, device=self.device).repeat(len(ws_train), 1)
         kwargs = dict(noise_mode=self.config.noise_mode, generator=self.device_rng, return_planes=True,
-                      deterministic=self.config.deterministic_render)
+                      deterministic=self.config.deterministic_render, force_fp32=self.config.sr_fp32)
         with torch.no_grad():
             ref = self.G_src.synthesis(ws_src, c, **kwargs)
         out = self.G.synthesis(ws_train, c, **kwargs)
