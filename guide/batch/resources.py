@@ -68,9 +68,10 @@ def builtin_generator(name: str, seed: int = BUILTIN_SEED) -> torch.nn.Module:
 
 
 def check_device(device: str) -> torch.device:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GuideError(f"device {device} was requested but CUDA is not available on this machine")
-    return torch.device(device)
+    """The job's device (one-line error when CUDA is requested but absent)."""
+    from guide.devices import resolve_device
+
+    return resolve_device(device)
 
 
 def build_resources(job: BatchJob, device: str) -> Resources:

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import click
 
-from guide.errors import GuideError
 
 
 def _counts(ctx, param, value: str):
@@ -39,13 +38,10 @@ def batch_bench(counts, steps, warmup, device, nrr, identity_chunk, exact_max, s
     import json
 
     from guide.batch.bench import BatchBenchSettings, format_table, run_batch_bench
+    from guide.devices import resolve_device
     from guide.io.atomic import write_text_atomic
 
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise GuideError(f"--device {device} was requested but CUDA is not available on this machine")
+    resolve_device(device)
     settings = BatchBenchSettings(counts=counts, steps=steps, warmup=warmup, device=device, nrr=nrr,
                                   identity_chunk=identity_chunk, exact_max=exact_max, sample=sample, threads=threads)
     report = run_batch_bench(settings, progress=lambda m: click.echo(m, err=True))

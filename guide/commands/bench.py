@@ -5,7 +5,6 @@ from pathlib import Path
 
 import click
 
-from guide.errors import GuideError
 
 @click.command()
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
@@ -28,12 +27,9 @@ def bench(device, config, batch, steps, warmup, precision, sr_fp32, neural_rende
           json_path) -> None:
     """Measure speed and peak memory: generator forward, one LTU step, and the ops."""
     from guide.bench import BenchSettings, format_table, run_bench, write_json
+    from guide.devices import resolve_device
 
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise GuideError(f"--device {device} was requested but CUDA is not available on this machine")
+    resolve_device(device)
     settings = BenchSettings(
         device=device, config=config, batch=batch, steps=steps, warmup=warmup, precision=precision,
         sr_fp16=not sr_fp32, neural_rendering_resolution=neural_rendering_resolution,

@@ -31,14 +31,6 @@ def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot)
     return config
 
 
-def resolve_device(device: str):
-    import torch
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GuideError(f"--device {device} was requested but CUDA is not available on this machine")
-    return torch.device(device)
-
-
 @click.command()
 @click.argument("photo", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--latent", type=click.Path(dir_okay=False, path_type=Path), help="Erase a saved latent (guide invert) instead of a photo.")
@@ -83,6 +75,7 @@ def erase(photo, latent, random_seed, generator_path, out_dir, method, iters, lr
     network (LTU) and write the unlearned generator, before/after renders, loss curves,
     settings and metrics into --out.
     """
+    from guide.devices import resolve_device
     from guide.erase import Identity, load_networks, run_erase
     from guide.io import load_any_generator
     from guide.paths import resolve_checkpoint_dir

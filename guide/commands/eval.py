@@ -64,11 +64,9 @@ def _fid_options(f):
 def _networks(checkpoints, device, random_networks, no_face="fixed"):
     from guide.evaluate.pipeline import EvalNetworks
 
-    if str(device).startswith("cuda"):
-        import torch
+    from guide.devices import resolve_device
 
-        if not torch.cuda.is_available():
-            raise GuideError(f"--device {device} was requested but CUDA is not available on this machine")
+    resolve_device(device)
     return EvalNetworks(checkpoints, device, random_weights=random_networks, no_face=no_face)
 
 

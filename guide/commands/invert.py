@@ -50,22 +50,15 @@ def invert(photo: Path, output: Path, checkpoints: Optional[Path], device: str, 
     'source', 'sha256' (of PHOTO), 'encoder_sha256', 'guide_version', ...}. Needs encoder_FFHQ.pt
     and w_avg_ffhqrebalanced512-128.pt in the checkpoint directory.
     """
-    import torch
-
     from guide import inversion
     from guide.checkpoints import require_checkpoint
     from guide.commands.preprocess import check_output, describe
-    from guide.errors import GuideError
+    from guide.devices import resolve_device
     from guide.io.hashing import sha256_file
     from guide.paths import resolve_checkpoint_dir
 
     check_output(output, {".pt", ".pth"})
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, ValueError):
-        raise GuideError(f"unknown device {device!r}") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise GuideError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    resolve_device(device)
     checkpoint_dir = resolve_checkpoint_dir(checkpoints)
     for name in (inversion.ENCODER_FILE, inversion.W_AVG_FILE):
         require_checkpoint(name, checkpoint_dir)  # report a missing file before any slow work

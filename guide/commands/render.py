@@ -22,7 +22,7 @@ def render(generator_path, latent, random_seed, psi, views, out_dir, eg3d_pivot,
     """Render one identity from several viewpoints: view_XX.png and grid.png in --out."""
     import torch
 
-    from guide.commands.erase import resolve_device
+    from guide.devices import resolve_device
     from guide.config import CameraConfig, EraseConfig
     from guide.erase import Identity, identity_latent
     from guide.io import load_any_generator

@@ -1,0 +1,17 @@
+"""The one place that turns a --device string into a torch.device (or a one-line error)."""
+from __future__ import annotations
+
+import torch
+
+from guide.errors import GuideError
+
+
+def resolve_device(device) -> torch.device:
+    """torch.device for `device`; GuideError for an unknown name or CUDA requested but absent."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise GuideError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise GuideError(f"--device {device} was requested but CUDA is not available on this machine")
+    return resolved
