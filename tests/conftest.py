@@ -39,3 +39,12 @@ def fill_module(shared_dir):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.fill_module
+
+
+@pytest.fixture(scope="session")
+def cam(eg3d_fixtures):
+    """../shared/fixtures/eg3d/camera.pt (camera helper reference outputs)."""
+    import torch
+
+    return torch.load(eg3d_fixtures / "camera.pt", weights_only=True)
+

@@ -16,6 +16,12 @@ LOOSE = 1e-4
 SUM_RTOL = 1e-6
 
 
+def assert_bitwise(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """Same shape, dtype and bits (signed zeros included)."""
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    assert torch.equal(actual.view(torch.int32), expected.view(torch.int32)), (actual - expected).abs().max()
+
+
 def assert_close(ours: torch.Tensor, ref: torch.Tensor, rel: float = TIGHT, what: str = "") -> float:
     """max|ours - ref| <= rel * max(1, max|ref|); returns the max abs difference."""
     ours = ours.detach().to(torch.float64).cpu()

@@ -9,6 +9,8 @@ import math
 import pytest
 import torch
 
+from tests.eg3d.parity_utils import assert_bitwise
+
 from eg3d.camera import (
     FOV_to_intrinsics,
     GaussianCameraPoseSampler,
@@ -18,16 +20,6 @@ from eg3d.camera import (
     create_cam2world_matrix,
     normalize_vecs,
 )
-
-
-@pytest.fixture(scope="module")
-def cam(eg3d_fixtures):
-    return torch.load(eg3d_fixtures / "camera.pt", weights_only=True)
-
-
-def assert_bitwise(actual: torch.Tensor, expected: torch.Tensor) -> None:
-    assert actual.shape == expected.shape and actual.dtype == expected.dtype
-    assert torch.equal(actual.view(torch.int32), expected.view(torch.int32)), (actual - expected).abs().max()
 
 
 def test_lookat_cases(cam):

@@ -1,20 +1,10 @@
 """guide.cameras against camera.pt's `guide` and `eg3d_gen_samples_ffhq` entries (bit-exact)."""
 import math
 
-import pytest
 import torch
 
 from guide import cameras
-
-
-@pytest.fixture(scope="module")
-def cam(eg3d_fixtures):
-    return torch.load(eg3d_fixtures / "camera.pt", weights_only=True)
-
-
-def assert_bitwise(actual: torch.Tensor, expected: torch.Tensor) -> None:
-    assert actual.shape == expected.shape and actual.dtype == expected.dtype
-    assert torch.equal(actual.view(torch.int32), expected.view(torch.int32)), (actual - expected).abs().max()
+from tests.eg3d.parity_utils import assert_bitwise
 
 
 def test_constants_match_reference(cam):
