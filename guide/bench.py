@@ -1,13 +1,14 @@
-"""`guide bench`: speed and memory of the generator, an LTU-shaped training step and the ops.
+"""`guide bench`: speed and memory of the generator, the LTU training step and the ops.
 
 Measures, on CPU or CUDA, with random weights (no checkpoint needed):
   * generator forward (no grad) at the chosen size;
-  * one LTU-shaped step: a trainable copy and a frozen source generator render the same
-    batch as GUIDE's step (1 local + 2 adjacency + 2 global-preservation latents), tri-plane
-    MSE and LPIPS losses, backward into backbone.synthesis, one Adam update.
-    (The identity-loss network is not included until the identity-networks issue lands; it
-    adds one IR-SE50 forward/backward on 112² crops, small next to the generator.)
+  * one LTU step: `guide.trainer.LTUTrainer.step()` at the paper's settings (1 local +
+    2 adjacency + 2 global-preservation latents; tri-plane MSE, LPIPS-VGG and the IR-SE50
+    identity loss; backward into backbone.synthesis; one Adam update), and optionally the
+    same step organised as the reference code does it (for the speed-up ratio);
   * each op (bias_act, upfirdn2d) — its CUDA kernel against the PyTorch reference.
+Options: precision (fp32 / tf32 / bf16 autocast), SR in fp16 or fp32, torch.compile,
+channels_last (guide.acceleration).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch
 import eg3d
 from eg3d import configs
 from eg3d.camera import FOV_to_intrinsics, LookAtPoseSampler, camera_params
+from guide.acceleration import compile_generator, to_channels_last
 
 
 @dataclass
@@ -36,6 +38,8 @@ class BenchSettings:
     warmup: int = 2
     precision: str = "fp32"  # fp32 | tf32 | bf16 (autocast)
     sr_fp16: bool = True  # on CUDA, run the SR blocks in fp16 as upstream (False: force fp32)
+    compile: bool = False  # torch.compile synthesis / renderer / SR (guide.acceleration)
+    channels_last: bool = False  # NHWC weights for the SR and the loss networks
     neural_rendering_resolution: Optional[int] = None  # default: 128 full, 32 tiny
     sections: tuple = ("forward", "ltu_step", "ops")  # also: "ltu_step_reference_style"
     seed: int = 0
@@ -110,6 +114,10 @@ def bench_forward(settings: BenchSettings, device: torch.device) -> BenchResult:
     rng = torch.Generator().manual_seed(settings.seed)
     c = _cameras(settings.batch, device, rng)
     ws = G.mapping(torch.randn(settings.batch, G.z_dim, generator=rng).to(device), c)
+    if settings.channels_last:
+        to_channels_last(G.superresolution)
+    if settings.compile:
+        compile_generator(G)
 
     def step():
         with torch.no_grad(), _autocast(settings, device):
@@ -141,7 +149,7 @@ def bench_ltu_step(settings: BenchSettings, device: torch.device, reference_styl
     w_u = G_src.mapping(torch.randn(1, G_src.z_dim, generator=rng).to(device), c0).detach()
     w_avg = G_src.backbone.mapping.w_avg.reshape(1, 1, -1).to(device)
     w_t = extrapolated_target(w_u, w_avg, 30.0)
-    config = LTUConfig(sr_fp32=not settings.sr_fp16)
+    config = LTUConfig(sr_fp32=not settings.sr_fp16, compile=settings.compile, channels_last=settings.channels_last)
     trainer = LTUTrainer(G_src, w_u, w_t, config, lpips=lp, id_loss=id_loss, seed=settings.seed)
     losses = config.losses
     n = 1 + losses.adj_batch + losses.global_batch
@@ -260,6 +268,9 @@ def format_table(report: dict) -> str:
     env = report["environment"]
     head = f"device: {env.get('gpu', env.get('cpu', ''))} ({env['device']}), torch {env['torch']}, " \
            f"precision {report['settings']['precision']}, config {report['settings']['config']}"
+    extras = [flag for flag in ("compile", "channels_last") if report["settings"].get(flag)]
+    if extras:
+        head += ", " + ", ".join(extras)
     rows = [head, f"{'benchmark':34s} {'ms':>10s} {'per s':>9s} {'peak MiB':>9s}  notes"]
     for r in report["results"]:
         notes = ", ".join(f"{k}={v}" for k, v in r["extra"].items())

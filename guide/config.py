@@ -64,6 +64,8 @@ class LTUConfig:
     deterministic_render: bool = False  # fixed sampling jitter (tests); the reference samples randomly
     sr_fp32: bool = False  # on CUDA upstream runs the super-resolution in fp16; True forces fp32
     identity_chunk: int = 2  # identities rendered per forward pass when erasing several (joint mode)
+    compile: bool = False  # torch.compile the generators' synthesis, renderer and SR (guide/acceleration.py)
+    channels_last: bool = False  # NHWC weights for the super-resolution and the loss networks
     losses: LossConfig = field(default_factory=LossConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
 

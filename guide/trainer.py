@@ -19,7 +19,9 @@ from typing import Callable, Dict, Optional
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
+from guide.acceleration import compile_generator, to_channels_last
 from guide.config import LTUConfig
 from guide.errors import GuideError
 from guide.render import camera_for
@@ -61,7 +63,12 @@ class LTUTrainer:
         self.config = config
         self.device = w_u.device
         self.G_src = G_src.requires_grad_(False)
+        if config.channels_last:
+            to_channels_last(G_src.superresolution, lpips, id_loss)
         self.G = copy.deepcopy(G_src)
+        if config.compile:
+            compile_generator(self.G)
+            compile_generator(self.G_src)
         self.G.backbone.synthesis.requires_grad_(True)
         self.G_src.train(config.train_mode)
         self.G.train(config.train_mode)
@@ -150,17 +157,20 @@ class LTUTrainer:
         c = camera_for(self.config.camera, inputs.yaw, device=self.device).repeat(len(ws_train), 1)
         kwargs = dict(noise_mode=self.config.noise_mode, generator=self.device_rng, return_planes=True,
                       deterministic=self.config.deterministic_render, force_fp32=self.config.sr_fp32)
-        with torch.no_grad():
+        with torch.no_grad(), record_function("ltu.render_source"):
             ref = self.G_src.synthesis(ws_src, c, **kwargs)
-        out = self.G.synthesis(ws_train, c, **kwargs)
+        with record_function("ltu.render_trainable"):
+            out = self.G.synthesis(ws_train, c, **kwargs)
 
-        lp = self.lpips(out["image"], ref["image"])  # [N]
+        with record_function("ltu.lpips"):
+            lp = self.lpips(out["image"], ref["image"])  # [N]
         mse = (out["planes"][:n_identity] - ref["planes"][:n_identity]).square().flatten(1).mean(1)
         zero = out["image"].new_zeros(())
         ident = torch.zeros_like(mse)
         needs_id = (cfg.local and cfg.local_id) or (cfg.adjacency and cfg.adj_id)
         if self.id_loss is not None and needs_id and n_identity:
-            ident = self.id_loss.terms(out["image"][:n_identity], ref["image"][:n_identity])
+            with record_function("ltu.id_loss"):
+                ident = self.id_loss.terms(out["image"][:n_identity], ref["image"][:n_identity])
 
         terms: Dict[str, torch.Tensor] = {}
         total = zero
@@ -198,10 +208,12 @@ class LTUTrainer:
             if not all(math.isfinite(v) for v in chunk_values.values()):
                 self.optimizer.zero_grad(set_to_none=True)
                 raise NonFiniteLossError(self.step_index, chunk_values)
-            terms["loss"].backward()
+            with record_function("ltu.backward"):
+                terms["loss"].backward()
             for name, v in chunk_values.items():
                 values[name] = values.get(name, 0.0) + v
-        self.optimizer.step()
+        with record_function("ltu.adam"):
+            self.optimizer.step()
         self.step_index += 1
         return values
 

@@ -17,14 +17,18 @@ import click
               help="fp32: exact; tf32: TF32 matmul/conv; bf16: autocast to bfloat16.")
 @click.option("--sr-fp32", is_flag=True, help="On CUDA, run the super-resolution blocks in fp32 instead of "
               "upstream's fp16.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the generators' synthesis network, "
+              "renderer and super-resolution (first steps include compile time: use --warmup).")
+@click.option("--channels-last", is_flag=True, help="Channels-last (NHWC) weights for the super-resolution "
+              "and the loss networks.")
 @click.option("--nrr", "neural_rendering_resolution", type=click.IntRange(8), default=None,
               help="Neural rendering resolution (default: 128 full, 32 tiny).")
 @click.option("--only", "sections", multiple=True, type=click.Choice(["forward", "ltu_step", "ltu_step_reference_style", "ops"]),
               help="Run only these sections (repeatable).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the results as JSON here.")
-def bench(device, config, batch, steps, warmup, precision, sr_fp32, neural_rendering_resolution, sections,
-          json_path) -> None:
+def bench(device, config, batch, steps, warmup, precision, sr_fp32, compile_, channels_last,
+          neural_rendering_resolution, sections, json_path) -> None:
     """Measure speed and peak memory: generator forward, one LTU step, and the ops."""
     from guide.bench import BenchSettings, format_table, run_bench, write_json
     from guide.devices import resolve_device
@@ -32,7 +36,8 @@ def bench(device, config, batch, steps, warmup, precision, sr_fp32, neural_rende
     resolve_device(device)
     settings = BenchSettings(
         device=device, config=config, batch=batch, steps=steps, warmup=warmup, precision=precision,
-        sr_fp16=not sr_fp32, neural_rendering_resolution=neural_rendering_resolution,
+        sr_fp16=not sr_fp32, compile=compile_, channels_last=channels_last,
+        neural_rendering_resolution=neural_rendering_resolution,
         sections=tuple(sections) or BenchSettings.sections,
     )
     report = run_bench(settings, progress=lambda msg: click.echo(msg, err=True))
@@ -40,7 +45,6 @@ def bench(device, config, batch, steps, warmup, precision, sr_fp32, neural_rende
     if json_path is not None:
         write_json(report, json_path)
         click.echo(f"wrote {json_path}", err=True)
-
 
 
 command = bench

@@ -85,10 +85,12 @@ def bias_act(
     """Add bias `b` along `dim`, apply `act`, scale by `gain`, clamp to ±`clamp`.
 
     impl: 'auto' uses the compiled CUDA kernel for CUDA tensors when it is
-    available and the PyTorch reference otherwise; 'ref' forces the reference;
-    'cuda' requires the kernel.
+    available and the PyTorch reference otherwise (always the reference while
+    torch.compile traces, so the compiler can fuse it); 'ref' forces the
+    reference; 'cuda' requires the kernel.
     """
-    if impl != "ref" and x.is_cuda:
+    # Inside torch.compile regions the reference ops are traced and fused by the compiler instead.
+    if impl != "ref" and x.is_cuda and not torch.compiler.is_compiling():
         from . import cuda_kernels
 
         if cuda_kernels.available(required=(impl == "cuda")):

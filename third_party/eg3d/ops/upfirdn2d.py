@@ -125,10 +125,11 @@ def upfirdn2d(
 ) -> torch.Tensor:
     """Upsample by `up`, pad, convolve with `f`, downsample by `down`.
 
-    impl: 'auto' (CUDA kernel for CUDA tensors when built, else reference),
-    'ref' or 'cuda' (kernel required).
+    impl: 'auto' (CUDA kernel for CUDA tensors when built, else reference; the
+    reference while torch.compile traces), 'ref' or 'cuda' (kernel required).
     """
-    if impl != "ref" and x.is_cuda:
+    # Inside torch.compile regions the reference ops are traced and fused by the compiler instead.
+    if impl != "ref" and x.is_cuda and not torch.compiler.is_compiling():
         from . import cuda_kernels
 
         if cuda_kernels.available(required=(impl == "cuda")):

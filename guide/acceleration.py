@@ -1,0 +1,48 @@
+"""Opt-in speed settings for the LTU step: torch.compile and the channels_last memory format.
+
+Both leave the objective unchanged; they only reorder floating-point work (differences at the
+level of fp32 rounding, checked by tests/guide/test_acceleration.py). They are off by default
+until a GPU benchmark shows they help: `guide bench --compile --channels-last` measures them.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from guide.errors import GuideError
+
+# Each SynthesisLayer / block shape is its own compiled graph: raise dynamo's per-function
+# recompile limit (default 8) so the whole backbone compiles instead of falling back to eager.
+RECOMPILE_LIMIT = 64
+
+
+def _raise_recompile_limit(limit: int = RECOMPILE_LIMIT) -> None:
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):  # renamed in torch 2.6
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), limit))
+            return
+
+
+def compile_generator(G: nn.Module, mode: Optional[str] = None) -> nn.Module:
+    """Compile G's backbone synthesis network, renderer and super-resolution in place
+    (`nn.Module.compile`; state_dict keys are unchanged). Returns G."""
+    parts = [G.backbone.synthesis, G.renderer, G.superresolution]
+    if not all(hasattr(part, "compile") for part in parts):
+        raise GuideError(f"compiling needs torch >= 2.2 (nn.Module.compile); this is torch {torch.__version__}")
+    _raise_recompile_limit()
+    for part in parts:
+        part.compile(mode=mode)
+    return G
+
+
+def to_channels_last(*modules: Optional[nn.Module]) -> None:
+    """Store the 4-D weights of these modules channels-last (NHWC) in place; None is skipped.
+    Convolutions then run in the layout tensor cores prefer, and pass it on to their outputs."""
+    for module in modules:
+        if module is not None:
+            module.to(memory_format=torch.channels_last)
