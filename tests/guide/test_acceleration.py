@@ -11,21 +11,11 @@ import pytest
 import torch
 
 from guide.acceleration import compile_generator, to_channels_last
-from guide.config import LTUConfig
-from guide.render import camera_for
-from guide.trainer import LTUTrainer
-from guide.ufo import extrapolated_target
+from tests.guide.trainer_utils import make_trainer
 
 
 def _losses(factory, lpips, id_loss, steps=2, **options):
-    G = factory()
-    g = torch.Generator().manual_seed(5)
-    c = camera_for(LTUConfig().camera, 0.0, 0.0)
-    w_avg = G.backbone.mapping.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)
-    w_u = G.mapping(torch.randn(1, G.z_dim, generator=g), c)
-    w_t = extrapolated_target(w_u, w_avg, 30.0)
-    trainer = LTUTrainer(G, w_u, w_t, LTUConfig(**options), lpips=copy.deepcopy(lpips),
-                         id_loss=copy.deepcopy(id_loss), seed=3)
+    trainer = make_trainer(factory, copy.deepcopy(lpips), copy.deepcopy(id_loss), seed=3, **options)
     return trainer, [trainer.step() for _ in range(steps)]
 
 

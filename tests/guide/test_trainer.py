@@ -7,21 +7,11 @@ from guide.config import LTUConfig, LossConfig
 from guide.render import camera_for
 from guide.trainer import LTUTrainer
 from guide.ufo import extrapolated_target
-
-
-def _setup(factory, lpips, id_loss, seed=0, **overrides):
-    G = factory()
-    g = torch.Generator().manual_seed(123)
-    c = camera_for(LTUConfig().camera, 0.0, 0.0)
-    w_avg = G.backbone.mapping.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)
-    w_u = G.mapping(torch.randn(1, G.z_dim, generator=g), c)
-    w_t = extrapolated_target(w_u, w_avg, 30.0)
-    config = LTUConfig(iters=overrides.pop("iters", 3), lr=overrides.pop("lr", 1e-4), **overrides)
-    return LTUTrainer(G, w_u, w_t, config, lpips=lpips, id_loss=id_loss, seed=seed)
+from tests.guide.trainer_utils import make_trainer
 
 
 def test_loss_terms_match_hand_computation(tiny_generator_factory, random_lpips, tiny_id_loss):
-    trainer = _setup(tiny_generator_factory, random_lpips, tiny_id_loss)
+    trainer = make_trainer(tiny_generator_factory, random_lpips, tiny_id_loss)
     inputs = trainer.sample_inputs()
     state = trainer.device_rng.get_state()
     terms = trainer.compute_losses(inputs)
@@ -65,7 +55,7 @@ def test_training_moves_identity_to_target_and_keeps_others(tiny_generator_facto
     """Measured on the tiny random model (seeded random LPIPS, lr 2e-3, 15 steps): distance of
     the erased identity's render to the target 1.48 -> 0.25; the erased identity changed 1.41,
     other identities 1.00 (mean abs pixel difference). Asserted with margins."""
-    trainer = _setup(tiny_generator_factory, random_lpips, tiny_id_loss, iters=15, lr=2e-3)
+    trainer = make_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, iters=15, lr=2e-3)
     c = camera_for(trainer.config.camera)
     g = torch.Generator().manual_seed(7)
     w_others = trainer.G_src.mapping(torch.randn(4, trainer.G.z_dim, generator=g), c.repeat(4, 1))
@@ -100,12 +90,12 @@ def test_training_moves_identity_to_target_and_keeps_others(tiny_generator_facto
 
 
 def test_resume_is_bit_identical(tiny_generator_factory, random_lpips, tiny_id_loss):
-    full = _setup(tiny_generator_factory, random_lpips, tiny_id_loss, iters=3)
+    full = make_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, iters=3)
     full.run()
-    first = _setup(tiny_generator_factory, random_lpips, tiny_id_loss, iters=3)
+    first = make_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, iters=3)
     first.run(2)
     state = first.state_dict()
-    resumed = _setup(tiny_generator_factory, random_lpips, tiny_id_loss, iters=3)
+    resumed = make_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, iters=3)
     resumed.load_state_dict(state)
     resumed.run()
     for (name, p), (_, q) in zip(full.G.named_parameters(), resumed.G.named_parameters()):
@@ -115,7 +105,7 @@ def test_resume_is_bit_identical(tiny_generator_factory, random_lpips, tiny_id_l
 def test_non_finite_loss_stops_without_update(tiny_generator_factory, random_lpips):
     from guide.trainer import NonFiniteLossError
 
-    trainer = _setup(tiny_generator_factory, random_lpips, None)
+    trainer = make_trainer(tiny_generator_factory, random_lpips, None)
     trainer.w_u = trainer.w_u * float("nan")
     before = [p.clone() for p in trainer.trainable]
     with pytest.raises(NonFiniteLossError, match="step 0"):
