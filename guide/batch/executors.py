@@ -58,8 +58,10 @@ def _erase_on_worker_device(task: IdentityTask) -> IdentityOutcome:
     return erase_identity(replace(task, device=_WORKER_DEVICE or task.device))
 
 
-def run_processes(tasks: Sequence[IdentityTask], devices: List[str], on_start: OnStart, on_result: OnResult) -> None:
-    """One spawned worker process per device; identities go to whichever worker is free."""
+def run_processes(tasks: Sequence[IdentityTask], devices: List[str], on_start: OnStart, on_result: OnResult,
+                  work: Callable[[IdentityTask], IdentityOutcome] = _erase_on_worker_device) -> None:
+    """One spawned worker process per device; identities go to whichever worker is free.
+    `work` (a module-level function, run in the workers) is the unit of work; the tests swap it."""
     from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
 
@@ -79,7 +81,7 @@ def run_processes(tasks: Sequence[IdentityTask], devices: List[str], on_start: O
         futures = {}
         for task in tasks:
             on_start(task)
-            futures[pool.submit(_erase_on_worker_device, task)] = task
+            futures[pool.submit(work, task)] = task
         for future in as_completed(futures):
             task = futures[future]
             try:
@@ -161,4 +163,10 @@ def run_on_ray(function, options: RayOptions, *args):
     """Run one function (a joint or sequential batch) as a single Ray task and return its result."""
     with RaySession(options) as ray:
         remote = ray.remote(num_gpus=options.num_gpus, num_cpus=options.num_cpus, max_retries=0)(function)
-        return ray.get(remote.remote(*args))
+        try:
+            return ray.get(remote.remote(*args))
+        except Exception as exc:  # noqa: BLE001 - Ray wraps the task's error with its traceback
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, GuideError):
+                raise cause from None  # a one-line error, as when the batch runs here
+            raise

@@ -89,6 +89,18 @@ def prepare_batch_dir(job: BatchJob, out_dir: Path, resume: bool, overwrite: boo
     return book
 
 
+def _remove_new_folder(out_dir: Path, existed: bool) -> None:
+    """Undo prepare_batch_dir of a new batch: remove the folder (empty it when it existed, empty)."""
+    if not existed:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return
+    for child in out_dir.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------- modes
 
 
@@ -155,18 +167,27 @@ def run_batch(job: BatchJob, out_dir, *, resume: bool = False, overwrite: bool =
             check_device(device)
         if resources is None:
             generator_path_for(job)  # a missing generator is a job error: fail before the folder exists
+    fresh = not (resume and (out_dir / STATUS_FILE).is_file())
+    existed = out_dir.exists()
     book = prepare_batch_dir(job, out_dir, resume, overwrite)
-    if job.mode == "independent":
-        _run_independent(job, out_dir, book, executor, resume, resources, evaluator, progress, log)
-    elif executor == "ray":
-        from guide.batch.executors import ray_device, run_on_ray
+    try:
+        if job.mode == "independent":
+            _run_independent(job, out_dir, book, executor, resume, resources, evaluator, progress, log)
+        elif executor == "ray":
+            from guide.batch.executors import ray_device, run_on_ray
 
-        log(f"{job.mode}: one Ray task ({job.ray.num_gpus:g} GPU, {job.ray.num_cpus:g} CPU)")
-        run_on_ray(run_model_mode, job.ray, job, str(out_dir), ray_device(job.ray))
-        book = StatusBook.load(out_dir)
-    else:
-        run_model_mode(job, str(out_dir), job.devices[0], resources, evaluator, progress, log)
-        book = StatusBook.load(out_dir)
+            log(f"{job.mode}: one Ray task ({job.ray.num_gpus:g} GPU, {job.ray.num_cpus:g} CPU)")
+            run_on_ray(run_model_mode, job.ray, job, str(out_dir), ray_device(job.ray))
+            book = StatusBook.load(out_dir)
+        else:
+            run_model_mode(job, str(out_dir), job.devices[0], resources, evaluator, progress, log)
+            book = StatusBook.load(out_dir)
+    except GuideError:
+        # a setup error (missing network checkpoint, unreadable generator, ...) before any identity
+        # started: leave no half-made batch folder behind in a folder this run created
+        if fresh and not StatusBook.load(out_dir).ids("running", "done", "failed"):
+            _remove_new_folder(out_dir, existed)
+        raise
     from guide.batch.report import write_report
 
     report = write_report(job, out_dir, book)

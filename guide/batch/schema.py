@@ -318,22 +318,31 @@ def _identities(check: _Checker, data: dict, base: Path) -> List[JobIdentity]:
     if not isinstance(entries, list):
         raise check.fail("identities", f"expected a list of identities, got {type(entries).__name__}")
     out = [_identity(check, e, f"identities[{i}]", base) for i, e in enumerate(entries)]
+    where = [f"identities[{i}]" for i in range(len(out))]
     if data.get("random_identities") is not None:
         spec = check.mapping(data["random_identities"], "random_identities")
         check.unknown(spec, ("count", "first_seed"), "random_identities.")
         count = check.integer(spec.get("count"), "random_identities.count", minimum=1)
         first = check.integer(spec.get("first_seed", 0), "random_identities.first_seed", minimum=0)
         out += [JobIdentity(f"random-{s}", "random", s) for s in range(first, first + count)]
+        where += ["random_identities"] * count
     if not out:
         raise check.fail("identities", "no identities to erase (list them under identities:, or use "
                                        "random_identities: {count: N})")
-    seen: Dict[str, int] = {}
-    for i, ident in enumerate(out):
-        if ident.id.lower() in seen:
-            raise check.fail(f"identities[{i}].id", f"{ident.id!r} is used twice (also identities[{seen[ident.id.lower()]}]); "
-                                                    "give each identity its own id")
-        seen[ident.id.lower()] = i
+    _unique_ids(check, out, where)
     return out
+
+
+def _unique_ids(check: _Checker, entries: List[JobIdentity], where: List[str]) -> None:
+    """Ids are unique, ignoring case (they name folders, and file systems may ignore case)."""
+    seen: Dict[str, str] = {}
+    for ident, here in zip(entries, where):
+        key = ident.id.lower()
+        if key in seen:
+            field_name = f"{here}.id" if here.endswith("]") else here
+            raise check.fail(field_name, f"{ident.id!r} is used twice (also {seen[key]}); "
+                                         "give each identity its own id")
+        seen[key] = here
 
 
 def _erase_config(check: _Checker, data: dict) -> EraseConfig:
@@ -455,6 +464,7 @@ def parse_job(data: dict, base: Path = Path("."), name: str = "<job>") -> BatchJ
     if not isinstance(retain, list):
         raise check.fail("retain", f"expected a list of identities, got {type(retain).__name__}")
     job.retain = [_identity(check, e, f"retain[{i}]", base) for i, e in enumerate(retain)]
+    _unique_ids(check, job.retain, [f"retain[{i}]" for i in range(len(job.retain))])  # they key the report
     job.evaluation = _evaluation(check, data, base)
     if job.mode != "independent" and len(job.devices) > 1:
         raise check.fail("devices", f"mode {job.mode} trains one model on one device; give one device "

@@ -24,6 +24,16 @@ def describe(job) -> str:
     ])
 
 
+def resume_command(job_file, out_dir, overrides) -> str:
+    """The command that continues this batch (with the same --set overrides: a resume checks them)."""
+    import shlex
+
+    words = ["guide", "batch", str(job_file), "--out", str(out_dir)]
+    for item in overrides:
+        words += ["--set", item]
+    return " ".join(shlex.quote(w) for w in words + ["--resume"])
+
+
 @click.command()
 @click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -61,7 +71,7 @@ def batch(job_file: Path, out_dir: Optional[Path], resume: bool, overwrite: bool
     try:
         summary = run_batch(job, out_dir, resume=resume, overwrite=overwrite, progress=not quiet, log=log)
     except KeyboardInterrupt:
-        click.echo(f"interrupted; continue with: guide batch {job_file} --out {out_dir} --resume", err=True)
+        click.echo(f"interrupted; continue with: {resume_command(job_file, out_dir, overrides)}", err=True)
         raise SystemExit(130)
     click.echo(summary.line())
     click.get_current_context().exit(summary.exit_code)

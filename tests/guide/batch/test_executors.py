@@ -1,5 +1,8 @@
 """Executors: Ray tasks (a Ray cluster started on this machine, CPU only) and a process per device."""
 import json
+import os
+import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -40,6 +43,20 @@ def test_joint_batch_runs_as_one_ray_task(tmp_path, saved_tiny_generator):
     assert (out / "model" / "generator.json").is_file() and (out / "two" / "grid.png").is_file()
 
 
+def test_error_in_the_joint_ray_task_is_one_line(tmp_path):
+    """A job error met inside the Ray task (here: no generator file) prints as one line, with no
+    Ray traceback, and leaves no half-made batch folder."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'guide-unlearning[ray]')")
+    job = _two_identities(tmp_path, tmp_path / "missing.json", mode="joint", executor="ray",
+                          ray={"num_gpus": 0, "num_cpus": 1})
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["batch", str(job), "--out", str(out), "--quiet"])
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last == f"error: generator file not found: {tmp_path / 'missing.json'} (job option generator)"
+    assert "Traceback" not in result.output and not out.exists()
+
+
 def test_ray_missing_is_a_one_line_error(tmp_path, saved_tiny_generator, monkeypatch):
     import builtins
 
@@ -64,3 +81,58 @@ def test_one_process_per_device(tmp_path, saved_tiny_generator):
     assert result.exit_code == 0, result.output
     assert "2 worker processes" in result.output
     assert json.loads((out / "status.json").read_text())["counts"]["done"] == 2
+
+
+def _which_worker(task):
+    """Stands in for erase_identity in the worker processes: reports its process and device.
+    It waits until two workers have started a task, so both workers certainly take part."""
+    from guide.batch import executors
+    from guide.batch.independent import IdentityOutcome
+
+    folder = Path(task.out_dir).parent
+    (folder / f"worker-{os.getpid()}").touch()
+    deadline = time.monotonic() + 120
+    while len(list(folder.glob("worker-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return IdentityOutcome(task.entry.id, True, device=executors._WORKER_DEVICE, metrics={"pid": os.getpid()})
+
+
+def test_process_pool_gives_each_device_one_worker(tmp_path):
+    """Without GPUs: device names are only labels to the pool, so two labels show the assignment."""
+    from guide.batch.executors import run_processes
+    from guide.batch.independent import IdentityTask
+    from guide.batch.schema import parse_job
+
+    job = parse_job({"identities": [{"random": s} for s in range(5)], "devices": ["cpu", "mps"]})
+    tasks = [IdentityTask(job, e, str(tmp_path / e.id)) for e in job.identities]
+    started, results = [], []
+    run_processes(tasks, job.devices, started.append, results.append, work=_which_worker)
+    assert len(started) == 5 and sorted(r.id for r in results) == sorted(e.id for e in job.identities)
+    assert all(r.ok for r in results)
+    devices_of = {}
+    for r in results:
+        devices_of.setdefault(r.metrics["pid"], set()).add(r.device)
+    assert len(devices_of) == 2 and os.getpid() not in devices_of  # two worker processes
+    assert sorted(d for ds in devices_of.values() for d in ds) == ["cpu", "mps"]  # one device each, all used
+
+
+def test_worker_claims_its_cuda_device(monkeypatch):
+    """The pool initializer pins the worker to its GPU (torch.cuda.set_device) and its thread share."""
+    import queue
+
+    import torch
+
+    from guide.batch import executors
+
+    pinned = []
+    monkeypatch.setattr(torch.cuda, "set_device", pinned.append)
+    monkeypatch.setattr(executors, "_WORKER_DEVICE", None)
+    threads = torch.get_num_threads()
+    claims = queue.Queue()
+    claims.put(("cuda:1", 1))
+    try:
+        executors._claim_device(claims)
+        assert executors._WORKER_DEVICE == "cuda:1" and pinned == [torch.device("cuda:1")]
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

@@ -57,8 +57,26 @@ def test_bad_identity_fails_alone_and_resume_retries_only_it(tmp_path, saved_tin
     assert changed.exit_code == 2 and "erase differ from the interrupted batch" in changed.output
 
 
-def test_interrupted_batch_resumes_where_it_stopped(tmp_path, tiny_resources, monkeypatch):
-    """A fake run_erase (no training) interrupted on the second identity; resume redoes only it."""
+def test_setup_error_leaves_no_half_made_folder(tmp_path):
+    """A missing network checkpoint is found after the folder is made: it must not stay behind."""
+    (tmp_path / "empty").mkdir()
+    job = write_job(tmp_path / "job.yaml", generator="builtin:tiny", checkpoints=str(tmp_path / "empty"),
+                    identities=[{"random": 1}])
+    out = tmp_path / "out"
+    runner = CliRunner()
+    for mode, existing in (("independent", False), ("joint", True)):
+        if existing:
+            out.mkdir()
+        result = runner.invoke(cli, ["batch", str(job), "--out", str(out), "--quiet", "--set", f"mode={mode}"])
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().splitlines()[-1].startswith("error: checkpoint vgg16-397923af.pth is missing")
+        assert "Traceback" not in result.output
+        assert (list(out.iterdir()) == []) if existing else not out.exists()
+
+
+def test_interrupted_batch_resumes_where_it_stopped(tmp_path, tiny_resources, monkeypatch, stub_evaluator):
+    """A fake run_erase (no training) interrupted on the second identity; resume redoes only it.
+    The report then holds every identity's ID, ID_others (retain set) and its model's FID."""
     import torch
 
     from guide.erase import EraseResult
@@ -77,15 +95,24 @@ def test_interrupted_batch_resumes_where_it_stopped(tmp_path, tiny_resources, mo
         return EraseResult(out, 1, {}, {"steps": 1})
 
     monkeypatch.setattr("guide.erase.run_erase", fake_run_erase)
-    job = load_job(write_job(tmp_path / "job.yaml", identities=[{"random": 1}, {"random": 2}, {"random": 3}]))
+    job = load_job(write_job(tmp_path / "job.yaml", identities=[{"random": 1}, {"random": 2}, {"random": 3}],
+                             retain=[{"random": 50}]))
     out = tmp_path / "out"
     resources = tiny_resources()
     with pytest.raises(KeyboardInterrupt):
-        run_batch(job, out, resources=resources, evaluator=None, progress=False, log=lambda m: None)
+        run_batch(job, out, resources=resources, evaluator=stub_evaluator, progress=False, log=lambda m: None)
     states = {i: e["state"] for i, e in _status(out)["identities"].items()}
     assert states == {"random-1": "done", "random-2": "running", "random-3": "pending"}
 
-    summary = run_batch(job, out, resume=True, resources=resources, evaluator=None, progress=False,
+    summary = run_batch(job, out, resume=True, resources=resources, evaluator=stub_evaluator, progress=False,
                         log=lambda m: None)
     assert summary.exit_code == 0 and summary.counts["done"] == 3
     assert calls == [(1, False), (2, False), (2, True), (3, True)]
+    report = json.loads((out / "report.json").read_text())
+    for ident in ("random-1", "random-2", "random-3"):
+        m = report["identities"][ident]["metrics"]
+        assert (m["ID"], m["ID_others"], m["FID_pre"], m["delta_FID_real"]) == (0.25, 0.9, 1.5, 0.1), m
+        assert m["retain_pixel_l1_per_identity"].keys() == {"random-50"}
+    assert all(n == 1 for _, n in stub_evaluator.identity_calls)  # ID_others over the one retained identity
+    header = (out / "report.md").read_text().split("| id | state |")[1].splitlines()[0]
+    assert all(f" {c} " in header for c in ("ID", "ID_others", "FID_pre", "delta_FID_real"))

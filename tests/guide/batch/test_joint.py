@@ -12,7 +12,14 @@ from guide.io import load_generator
 from .conftest import write_job
 
 
-def test_joint_writes_one_generator_and_renders_for_each_identity(tmp_path, tiny_resources, stub_evaluator):
+def test_joint_writes_one_generator_and_renders_for_each_identity(tmp_path, tiny_resources, stub_evaluator,
+                                                                  monkeypatch):
+    import guide.batch.joint
+
+    trainers = []
+    real_make_trainer = guide.batch.joint.make_trainer
+    monkeypatch.setattr(guide.batch.joint, "make_trainer",
+                        lambda *a, **k: trainers.append(real_make_trainer(*a, **k)) or trainers[-1])
     job = load_job(write_job(tmp_path / "job.yaml", mode="joint", iters=2, identity_chunk=2,
                              identities=[{"id": "a", "random": 1}, {"id": "b", "random": 2}, {"id": "c", "random": 3}],
                              retain=[{"random": 50}]))
@@ -20,6 +27,10 @@ def test_joint_writes_one_generator_and_renders_for_each_identity(tmp_path, tiny
     summary = run_batch(job, out, resources=tiny_resources(), evaluator=stub_evaluator, progress=False,
                         log=lambda m: None)
     assert summary.exit_code == 0 and summary.counts["done"] == 3
+    # one exact trainer over all 3 identities, 2 per forward pass (its chunks equal one pass: test_trainer)
+    (trainer,) = trainers
+    assert type(trainer).__name__ == "LTUTrainer" and trainer.w_u.shape[0] == 3
+    assert [list(r) for r in trainer.chunks()] == [[0, 1], [2]]
     G = load_generator(out / "model")
     assert G is not None and (out / "model" / "losses.png").is_file()
     assert list(out.glob("*/generator.json")) == [out / "model" / "generator.json"]  # one generator
@@ -71,3 +82,34 @@ def test_sampled_trainer_uses_a_subset_per_step(tiny_generator_factory, random_l
     exact = make_trainer(G, w_u, w_u + 1.0, config, type("N", (), {"lpips": random_lpips, "id_loss": None})(),
                          seed=0, sample=None)
     assert type(exact).__name__ == "LTUTrainer"
+
+
+def test_photo_without_a_face_fails_alone(tmp_path, tiny_resources, monkeypatch):
+    """Photos go through the real aligner (MTCNN ships with facenet-pytorch); a blank photo (no
+    face) and a file that is not an image are recorded with their reasons, the rest is erased."""
+    from PIL import Image
+
+    import guide.inversion
+
+    real_invert = guide.inversion.invert_photo
+
+    def invert(photo, **kwargs):  # no GOAE checkpoint here; these photos never reach the encoder
+        return real_invert(photo, **{**kwargs, "encoder": object()})
+
+    monkeypatch.setattr(guide.inversion, "invert_photo", invert)
+    Image.new("RGB", (256, 256), (128, 128, 128)).save(tmp_path / "blank.png")
+    (tmp_path / "junk.jpg").write_bytes(b"not an image")
+    job = load_job(write_job(tmp_path / "job.yaml", mode="joint", identities=[
+        {"id": "blank", "photo": "blank.png"}, {"id": "junk", "photo": "junk.jpg"}, {"id": "ok", "random": 1}]))
+    out = tmp_path / "out"
+    summary = run_batch(job, out, resources=tiny_resources(), evaluator=None, progress=False, log=lambda m: None)
+    assert summary.exit_code == 1 and summary.counts == {"pending": 0, "running": 0, "done": 1, "failed": 2}
+    assert "1 of 3 identities erased, 2 failed" in summary.line()
+    status = json.loads((out / "status.json").read_text())["identities"]
+    assert "no face found" in status["blank"]["reason"]
+    assert status["junk"]["state"] == "failed" and "junk.jpg" in status["junk"]["reason"]
+    assert "\n" not in status["junk"]["reason"]
+    assert json.loads((out / "model" / "config.json").read_text())["identities"] == ["ok"]
+    assert not (out / "blank").exists() and (out / "ok" / "metrics.json").is_file()
+    report = (out / "report.md").read_text()
+    assert "| blank | failed |" in report and "no face found" in report

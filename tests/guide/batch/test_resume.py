@@ -2,10 +2,12 @@
 import json
 
 import pytest
+from click.testing import CliRunner
 
 import guide.erase
 from guide.batch.runner import run_batch
 from guide.batch.schema import load_job
+from guide.cli import cli
 
 from .conftest import write_job
 
@@ -52,3 +54,19 @@ def test_resume_continues_the_interrupted_training(tmp_path, tiny_resources, mon
         assert calls == [("model", False, 0), ("model", True, 0)]
         assert len((out / "model" / "losses.jsonl").read_text().splitlines()) == 2
         assert json.loads((out / "model" / "metrics.json").read_text())["steps"] == 2
+
+
+def test_cli_interrupt_exits_130_and_prints_the_resume_command(tmp_path, monkeypatch):
+    """Ctrl-C: exit 130 and the command to continue -- with the same --set overrides, which a
+    resume checks against the interrupted batch."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("guide.batch.runner.run_batch", interrupted)
+    job = write_job(tmp_path / "job.yaml", identities=[{"random": 1}])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["batch", str(job), "--out", str(out), "--set", "iters=2",
+                                      "--set", "evaluation.views=1", "--quiet"])
+    assert result.exit_code == 130, result.output
+    assert (f"interrupted; continue with: guide batch {job} --out {out} --set iters=2 --set evaluation.views=1 "
+            "--resume") in result.output
