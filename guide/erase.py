@@ -302,9 +302,12 @@ def run_erase(
     log: Callable[[str], None] = print,
     on_step: Optional[Callable[[int, Dict[str, float]], None]] = None,
     views: Optional[int] = None,
+    metrics_note: bool = True,
 ) -> EraseResult:
     """Erase `identity` from `G_src` and write every output into `out_dir` (see module doc).
-    `views`: number of before/after/target renders (default: the 11 evaluation yaws)."""
+    `views`: number of before/after/target renders (default: the 11 evaluation yaws).
+    `metrics_note`: log it when metrics.json holds pixel metrics only (off in batches, which
+    report their own evaluation)."""
     out_dir = Path(out_dir)
     device = torch.device(device)
     resuming = prepare_out_dir(out_dir, overwrite, resume)
@@ -333,20 +336,21 @@ def run_erase(
 
     result = finish(trainer, G_src, w_u, w_t, history, out_dir, config, settings, generator_path,
                     export_pkl, log, views=views)
-    result.metrics = identity_metrics(out_dir, checkpoint_dir, device, log) or result.metrics
+    result.metrics = identity_metrics(out_dir, checkpoint_dir, device, log, note=metrics_note) or result.metrics
     return result
 
 
 IDENTITY_EVAL_FILE = "CurricularFace_Backbone.pth"
 
 
-def identity_metrics(out_dir: Path, checkpoint_dir, device, log) -> Optional[dict]:
+def identity_metrics(out_dir: Path, checkpoint_dir, device, log, *, note: bool = True) -> Optional[dict]:
     """ID similarity of the erased identity before/after (CurricularFace over the 11 views),
     merged into metrics.json when the evaluation network is in the checkpoints folder;
-    `guide eval all` adds ID_others and the FIDs."""
+    `guide eval all` adds ID_others and the FIDs. `note`: log it when the network is absent."""
     if checkpoint_dir is None or not (Path(checkpoint_dir) / IDENTITY_EVAL_FILE).is_file():
-        log(f"metrics.json: pixel metrics only ({IDENTITY_EVAL_FILE} not in the checkpoints folder; "
-            "run `guide eval all` once it is)")
+        if note:
+            log(f"metrics.json: pixel metrics only ({IDENTITY_EVAL_FILE} not in the checkpoints folder; "
+                "run `guide eval all` once it is)")
         return None
     from guide.evaluate import EvalNetworks, Others, eval_id
 

@@ -17,9 +17,11 @@ GUIDE never calls ``encoder.eval()``, so its inversion runs with live dropout / 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Iterator, Optional, Union
 
 import torch
 from PIL import Image
@@ -30,6 +32,7 @@ from guide.imageio import uint8_to_tensor
 __all__ = [
     "ENCODER_FILE",
     "InversionModels",
+    "PhotoModels",
     "W_AVG_FILE",
     "encoder_input",
     "invert",
@@ -38,6 +41,7 @@ __all__ = [
     "load_encoder",
     "load_inversion_models",
     "load_w_avg",
+    "reusing_photo_models",
     "save_latent",
 ]
 
@@ -159,6 +163,49 @@ def load_inversion_models(checkpoint_dir: PathLike, device: Device = "cpu") -> I
     return InversionModels(encoder, w_avg, encoder_path, w_avg_path)
 
 
+class PhotoModels:
+    """The GOAE encoder and the MTCNN face detector for inverting many photos: each is loaded on
+    first use (per checkpoint folder / device) and then kept. A load that fails is not kept, so
+    every photo reports the same one-line error (e.g. a missing ``encoder_FFHQ.pt``)."""
+
+    def __init__(self) -> None:
+        self._encoders: Dict[tuple, torch.nn.Module] = {}
+        self._detectors: Dict[str, Any] = {}
+
+    def encoder(self, checkpoint_dir: PathLike, device: Device = "cpu") -> torch.nn.Module:
+        """The encoder from ``checkpoint_dir`` on ``device`` (loaded once)."""
+        from guide.checkpoints import require_checkpoint
+
+        key = (str(checkpoint_dir), str(device))
+        if key not in self._encoders:
+            self._encoders[key] = load_encoder(require_checkpoint(ENCODER_FILE, checkpoint_dir), device)
+        return self._encoders[key]
+
+    def detector(self, device: Device = "cpu") -> Any:
+        """A :class:`~guide.identity.detect.FaceDetector` on ``device`` (built once)."""
+        key = str(device)
+        if key not in self._detectors:
+            from guide.identity.detect import FaceDetector
+
+            self._detectors[key] = FaceDetector(device)
+        return self._detectors[key]
+
+
+_SHARED: ContextVar[Optional[PhotoModels]] = ContextVar("guide_photo_models", default=None)
+
+
+@contextmanager
+def reusing_photo_models(models: PhotoModels) -> Iterator[PhotoModels]:
+    """Within the block, :func:`invert_photo` takes its encoder and detector from ``models``
+    (when not passed) instead of loading them for every call: callers that reach it through
+    other functions (``identity_latent``, ``run_erase``) invert many photos without reloading."""
+    token = _SHARED.set(models)
+    try:
+        yield models
+    finally:
+        _SHARED.reset(token)
+
+
 def invert_photo(
     photo: Any,
     *,
@@ -174,14 +221,17 @@ def invert_photo(
 
     ``photo``: path, PIL image or array (see :func:`guide.preprocess.align_photo`). ``w_avg`` and
     ``encoder`` default to the files in ``checkpoint_dir`` (default: :func:`guide.paths.resolve_checkpoint_dir`);
-    pass them (and a ``detector``) to invert many photos without reloading.
+    pass them (and a ``detector``), or call it inside :func:`reusing_photo_models`, to invert many
+    photos without reloading.
     """
     from guide.checkpoints import require_checkpoint
     from guide.paths import resolve_checkpoint_dir
 
     folder = resolve_checkpoint_dir(checkpoint_dir)
+    shared = _SHARED.get()
     if encoder is None:
-        encoder = load_encoder(require_checkpoint(ENCODER_FILE, folder), device)
+        encoder = shared.encoder(folder, device) if shared is not None else \
+            load_encoder(require_checkpoint(ENCODER_FILE, folder), device)
     if w_avg is None:
         w_avg = load_w_avg(require_checkpoint(W_AVG_FILE, folder), device, num_ws=getattr(encoder, "num_ws", NUM_WS))
     if aligned:
@@ -191,6 +241,8 @@ def invert_photo(
     else:
         from guide.preprocess import align_photo
 
+        if detector is None and shared is not None:
+            detector = shared.detector(device)
         crop = align_photo(photo, face_index, detector=detector, device=device).image
     return invert(crop, encoder, w_avg, device)
 

@@ -2,15 +2,17 @@
 
 :func:`erase_identity` is the unit of work every executor runs (in-process, in a worker process
 per device, or as a Ray task); it never raises for a bad identity -- it returns an
-:class:`IdentityOutcome` with the reason.
+:class:`IdentityOutcome` with the reason. :func:`discard_failed_attempt` then clears what the
+failed attempt left in DIR/<id>/ (all of it, or all but what --resume continues from).
 """
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 
@@ -46,6 +48,7 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
     """run_erase for one identity, then its evaluation (merged into its metrics.json)."""
     from guide.batch.kit import cached_kit, identity_metrics, model_metrics
     from guide.erase import run_erase, write_json
+    from guide.inversion import reusing_photo_models
     from guide.io import load_generator
 
     start = time.perf_counter()
@@ -53,10 +56,12 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
     try:
         kit = kit if kit is not None else cached_kit(job, task.device)
         res = kit.resources
-        result = run_erase(entry.to_identity(), task.out_dir, res.G_src, job.erase, res.networks,
-                           checkpoint_dir=res.checkpoint_dir, generator_path=res.generator_path, device=kit.device,
-                           overwrite=task.overwrite, resume=task.resume, checkpoint_every=job.checkpoint_every,
-                           export_pkl=job.export_pkl, progress=progress, log=log, views=job.evaluation.views)
+        with reusing_photo_models(kit.photo_models):  # a photo loads the encoder/detector once per kit
+            result = run_erase(entry.to_identity(), task.out_dir, res.G_src, job.erase, res.networks,
+                               checkpoint_dir=res.checkpoint_dir, generator_path=res.generator_path,
+                               device=kit.device, overwrite=task.overwrite, resume=task.resume,
+                               checkpoint_every=job.checkpoint_every, export_pkl=job.export_pkl, progress=progress,
+                               log=log, views=job.evaluation.views, metrics_note=False)
         G = load_generator(result.out_dir, device=kit.device)
         w_u = torch.load(Path(task.out_dir) / "latents.pt", map_location=kit.device, weights_only=True)["w_u"]
         pairs = kit.retain.pairs(G) if kit.retain.ids else []
@@ -68,3 +73,32 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
     except Exception as exc:  # noqa: BLE001 - one bad identity must not stop the batch
         return IdentityOutcome(entry.id, False, failure_reason(exc), time.perf_counter() - start, task.device)
     return IdentityOutcome(entry.id, True, None, time.perf_counter() - start, str(kit.device), metrics)
+
+
+# what run_erase(resume=True) continues from: its settings, latents, loss history and training state
+RESUMABLE = ("config.json", "latents.pt", "losses.jsonl", "checkpoint")
+
+
+def has_checkpoint(out_dir: Union[str, Path]) -> bool:
+    """Whether DIR/<id>/ holds a training state that run_erase(resume=True) continues from."""
+    from guide.erase import STATE_FILE
+
+    return (Path(out_dir) / STATE_FILE).is_file()
+
+
+def discard_failed_attempt(out_dir: Union[str, Path]) -> None:
+    """Leave nothing half-made by a failed identity: remove its folder, or, when training had
+    saved a checkpoint, everything but what a resume continues from (:data:`RESUMABLE`)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return
+    if not has_checkpoint(out_dir):
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return
+    for child in out_dir.iterdir():
+        if child.name in RESUMABLE:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)

@@ -42,7 +42,7 @@ def _latents(kit: Kit, book: StatusBook, model_dir: Path):
         return [by_id[i] for i in ids], saved["w_u"], saved["w_t"]
     todo = [e for e in job.identities if book.state(e.id) != "done"]
     entries, w_u = resolve_latents(todo, kit.G_src, job.erase, kit.w_avg, kit.resources.checkpoint_dir, kit.device,
-                                   lambda e, why: book.mark(e.id, "failed", reason=why))
+                                   lambda e, why: book.mark(e.id, "failed", reason=why), kit.photo_models)
     if not entries:
         return [], None, None
     w_t = ufo_target(job.erase.target.method, w_u, kit.w_avg, job.erase.target.distance)

@@ -1,5 +1,6 @@
 """Everything one batch worker holds on its device: source generator, loss networks, mean
-latent, retain set and the evaluator -- built once per process (or injected in-process)."""
+latent, retain set, the evaluator and the photo models (GOAE encoder and face detector, loaded
+on the first photo) -- built once per process (or injected in-process)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from guide.batch.evaluation import Evaluator, RetainSet, evaluator_for, pixel_l1
 from guide.batch.latents import retain_latents
 from guide.batch.resources import Resources, build_resources, check_device
 from guide.batch.schema import BatchJob
+from guide.inversion import PhotoModels
 
 AUTO = "auto"
 
@@ -26,6 +28,7 @@ class Kit:
     evaluator: Optional[Evaluator]
     eval_note: str
     retain_skipped: Dict[str, str] = field(default_factory=dict)
+    photo_models: PhotoModels = field(default_factory=PhotoModels)
 
     @property
     def G_src(self):
@@ -48,13 +51,15 @@ def make_kit(job: BatchJob, device: str, resources: Optional[Resources] = None, 
     res = resources if resources is not None else build_resources(job, device)
     res.G_src = res.G_src.to(dev).eval().requires_grad_(False)
     w_avg, w_avg_source = load_w_avg(res.G_src, res.checkpoint_dir, dev)
-    ids, latents, skipped = retain_latents(job.retain, res.G_src, job.erase, w_avg, res.checkpoint_dir, dev)
+    photo_models = PhotoModels()
+    ids, latents, skipped = retain_latents(job.retain, res.G_src, job.erase, w_avg, res.checkpoint_dir, dev,
+                                           photo_models)
     retain = RetainSet(ids, latents, res.G_src, job.erase.ltu.camera, job.evaluation.views)
     if evaluator == AUTO:
         evaluator, note = evaluator_for(job, res.checkpoint_dir, dev)
     else:
         note = "pixel metrics + " + evaluator.description if evaluator is not None else "pixel metrics only"
-    return Kit(job, dev, res, w_avg, w_avg_source, retain, evaluator, note, skipped)
+    return Kit(job, dev, res, w_avg, w_avg_source, retain, evaluator, note, skipped, photo_models)
 
 
 _KITS: Dict[tuple, Kit] = {}

@@ -2,12 +2,13 @@
 missing latent file, a photo without a face) is recorded and skipped instead of stopping the rest."""
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from guide.batch.schema import JobIdentity
 from guide.config import EraseConfig
+from guide.inversion import PhotoModels, reusing_photo_models
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -19,15 +20,18 @@ def failure_reason(exc: BaseException) -> str:
 
 
 def resolve_latents(entries: Sequence[JobIdentity], G_src, config: EraseConfig, w_avg: torch.Tensor,
-                    checkpoint_dir, device, on_failure: Callable[[JobIdentity, str], None]
-                    ) -> Tuple[List[JobIdentity], torch.Tensor]:
-    """(the entries that resolved, their w_u [K,num_ws,w_dim]); failures go to on_failure."""
+                    checkpoint_dir, device, on_failure: Callable[[JobIdentity, str], None],
+                    photo_models: Optional[PhotoModels] = None) -> Tuple[List[JobIdentity], torch.Tensor]:
+    """(the entries that resolved, their w_u [K,num_ws,w_dim]); failures go to on_failure.
+    Photos are inverted with `photo_models` (encoder and face detector kept between calls)."""
     from guide.erase import identity_latent
 
+    photo_models = photo_models if photo_models is not None else PhotoModels()
     ok, latents = [], []
     for entry in entries:
         try:
-            w = identity_latent(entry.to_identity(), G_src, config, w_avg, checkpoint_dir, device)
+            with reusing_photo_models(photo_models):
+                w = identity_latent(entry.to_identity(), G_src, config, w_avg, checkpoint_dir, device)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - recorded per identity, the batch goes on
@@ -40,9 +44,10 @@ def resolve_latents(entries: Sequence[JobIdentity], G_src, config: EraseConfig, 
 
 
 def retain_latents(entries: Sequence[JobIdentity], G_src, config: EraseConfig, w_avg: torch.Tensor,
-                   checkpoint_dir, device) -> Tuple[List[str], torch.Tensor, Dict[str, str]]:
+                   checkpoint_dir, device, photo_models: Optional[PhotoModels] = None
+                   ) -> Tuple[List[str], torch.Tensor, Dict[str, str]]:
     """(ids, latents [R,...], {id: why it was skipped}) of the retain set."""
     skipped: Dict[str, str] = {}
     ok, w = resolve_latents(entries, G_src, config, w_avg, checkpoint_dir, device,
-                            lambda e, why: skipped.__setitem__(e.id, why))
+                            lambda e, why: skipped.__setitem__(e.id, why), photo_models)
     return [e.id for e in ok], w, skipped

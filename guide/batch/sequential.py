@@ -73,7 +73,7 @@ def _prepare_stage(kit: Kit, book: StatusBook, entry, out: Path, stages: List[st
         return saved["w_u"], saved["w_t"], True
     job = kit.job
     ok, w_u = resolve_latents([entry], kit.G_src, job.erase, kit.w_avg, kit.resources.checkpoint_dir, kit.device,
-                              lambda e, why: book.mark(e.id, "failed", reason=why))
+                              lambda e, why: book.mark(e.id, "failed", reason=why), kit.photo_models)
     if not ok:
         return None
     w_t = ufo_target(job.erase.target.method, w_u, kit.w_avg, job.erase.target.distance)
