@@ -41,7 +41,7 @@ class BatchSummary:
 
     def line(self) -> str:
         c = self.counts
-        rest = c.get("pending", 0) + c.get("running", 0)
+        rest = c.get("pending", 0) + c.get("queued", 0) + c.get("running", 0)
         tail = f", {rest} not finished" if rest else ""
         return (f"batch: {c.get('done', 0)} of {self.total} identities erased, {c.get('failed', 0)} failed{tail} "
                 f"(status: {self.out_dir / STATUS_FILE}, report: {self.out_dir / 'report.md'})")
@@ -107,30 +107,39 @@ def _remove_new_folder(out_dir: Path, existed: bool) -> None:
 def _run_independent(job: BatchJob, out_dir: Path, book: StatusBook, executor: str, resume: bool, resources,
                      evaluator, progress: bool, log: Callable[[str], None]) -> None:
     from guide.batch import executors
-    from guide.batch.independent import IdentityTask
+    from guide.batch.independent import IdentityTask, discard_failed_attempt, has_checkpoint
 
     todo = [e for e in job.identities if book.state(e.id) != "done"]
-    # resumed: continue interrupted attempts from their checkpoints, start failed ones over
-    tasks = [IdentityTask(job, e, str(out_dir / e.id), job.devices[0], resume=resume and book.state(e.id) != "failed",
-                          overwrite=resume and book.state(e.id) == "failed") for e in todo]
+    # resumed: continue from a checkpoint where there is one (interrupted, or failed after training
+    # began); start failed ones without one over
+    tasks = []
+    for e in todo:
+        folder = out_dir / e.id
+        again = resume and book.state(e.id) == "failed" and not has_checkpoint(folder)
+        tasks.append(IdentityTask(job, e, str(folder), job.devices[0], resume=resume and not again, overwrite=again))
     finished = [len(job.identities) - len(todo)]
 
-    def on_start(task):
-        book.mark(task.entry.id, "running", device=task.device)
+    def on_queued(task):
+        book.mark(task.entry.id, "queued")
+
+    def on_start(task, device):
+        book.mark(task.entry.id, "running", device=device)
 
     def on_result(outcome):
         finished[0] += 1
         state = "done" if outcome.ok else "failed"
+        if not outcome.ok:
+            discard_failed_attempt(out_dir / outcome.id)
         book.mark(outcome.id, state, reason=outcome.reason, seconds=round(outcome.seconds, 2),
                   device=outcome.device or None)
         detail = f"done in {outcome.seconds:.1f} s" if outcome.ok else f"FAILED: {outcome.reason}"
         log(f"[{finished[0]}/{len(job.identities)}] {outcome.id}: {detail}")
 
     if executor == "ray":
-        executors.run_ray(tasks, job.ray, on_start, on_result)
+        executors.run_ray(tasks, job.ray, on_queued, on_result)
     elif executor == "processes":
         log(f"independent: {len(tasks)} identities on {len(job.devices)} worker processes ({', '.join(job.devices)})")
-        executors.run_processes(tasks, job.devices, on_start, on_result)
+        executors.run_processes(tasks, job.devices, on_queued, on_start, on_result)
     else:
         kit = make_kit(job, job.devices[0], resources, evaluator) if tasks else None
         executors.run_serial(tasks, on_start, on_result, kit, progress=progress, log=log)
@@ -143,7 +152,7 @@ def run_model_mode(job: BatchJob, out_dir: str, device: str, resources: Optional
     from guide.batch.sequential import run_sequential
 
     book = StatusBook.load(Path(out_dir))
-    if not book.ids("pending", "running", "failed"):
+    if not book.ids("pending", "queued", "running", "failed"):
         return book.counts()
     kit = make_kit(job, device, resources, evaluator)
     run = run_joint if job.mode == "joint" else run_sequential

@@ -1,8 +1,9 @@
 """DIR/status.json: the state of every identity of a batch, rewritten atomically on each change.
 
-States: ``pending`` (not started), ``running`` (started; after an interruption it resumes from its
-own checkpoint), ``done``, ``failed`` (with ``reason``). A resumed batch skips ``done``
-identities and retries the others.
+States: ``pending`` (not started), ``queued`` (handed to a worker process or a Ray task that has
+not begun it yet; no device), ``running`` (started, with its device; after an interruption it
+resumes from its own checkpoint), ``done``, ``failed`` (with ``reason``). A resumed batch skips
+``done`` identities and retries the others (``queued`` ones like ``pending`` ones).
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from typing import Dict, Iterable, List, Optional
 from guide.io.atomic import write_text_atomic
 
 STATUS_FILE = "status.json"
-STATES = ("pending", "running", "done", "failed")
+STATES = ("pending", "queued", "running", "done", "failed")
+# what a new attempt clears: the device, times and reason of an earlier one
+_ATTEMPT_KEYS = ("device", "started", "finished", "seconds", "reason")
 
 
 def _now() -> str:
@@ -74,6 +77,9 @@ class StatusBook:
         with self._lock:
             entry = self.entries[ident]
             entry["state"] = state
+            if state == "queued":
+                for key in _ATTEMPT_KEYS:
+                    entry.pop(key, None)
             if state == "running":
                 entry["started"] = _now()
                 entry.pop("reason", None)

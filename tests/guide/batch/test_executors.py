@@ -105,9 +105,10 @@ def test_process_pool_gives_each_device_one_worker(tmp_path):
 
     job = parse_job({"identities": [{"random": s} for s in range(5)], "devices": ["cpu", "mps"]})
     tasks = [IdentityTask(job, e, str(tmp_path / e.id)) for e in job.identities]
-    started, results = [], []
-    run_processes(tasks, job.devices, started.append, results.append, work=_which_worker)
-    assert len(started) == 5 and sorted(r.id for r in results) == sorted(e.id for e in job.identities)
+    queued, started, results = [], [], []
+    run_processes(tasks, job.devices, queued.append, lambda t, d: started.append(t), results.append,
+                  work=_which_worker)
+    assert len(queued) == 5 and sorted(r.id for r in results) == sorted(e.id for e in job.identities)
     assert all(r.ok for r in results)
     devices_of = {}
     for r in results:
@@ -136,3 +137,43 @@ def test_worker_claims_its_cuda_device(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
+
+
+def _status_probe(task):
+    """Stands in for erase_identity in the workers: waits until status.json shows its own identity
+    running (the parent marks it when the worker reports the start) and, while the other worker
+    is busy too, saves what status.json says about every identity."""
+    from guide.batch import executors
+    from guide.batch.independent import IdentityOutcome
+
+    folder = Path(task.out_dir).parent
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        entries = json.loads((folder / "status.json").read_text())["identities"]
+        states = [e["state"] for e in entries.values()]
+        if entries[task.entry.id]["state"] == "running" and (states.count("running") == 2 or "queued" not in states):
+            break
+        time.sleep(0.05)
+    (folder / f"seen-{task.entry.id}.json").write_text(json.dumps(entries))
+    return IdentityOutcome(task.entry.id, True, device=executors._WORKER_DEVICE)
+
+
+def test_queued_identities_wait_without_a_device_until_a_worker_starts_them(tmp_path, monkeypatch):
+    """Two workers, three identities: the third is queued (no device) while the two run."""
+    from guide.batch import executors
+
+    monkeypatch.setattr(executors, "_erase_on_worker_device", _status_probe)
+    job = write_job(tmp_path / "job.yaml", generator="builtin:tiny", networks="random", devices=["cpu", "cpu"],
+                    identities=[{"random": s} for s in (1, 2, 3)])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["batch", str(job), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    seen = [json.loads(p.read_text()) for p in sorted(out.glob("seen-*.json"))]
+    assert len(seen) == 3
+    # what the first two saw, both busy and nothing finished yet
+    while_busy = [s for s in seen if sorted(e["state"] for e in s.values()) == ["queued", "running", "running"]]
+    assert len(while_busy) == 2, seen
+    for snapshot in while_busy:
+        assert all("device" not in e for e in snapshot.values() if e["state"] == "queued"), snapshot
+        assert all(e["device"] == "cpu" for e in snapshot.values() if e["state"] == "running"), snapshot
+    assert json.loads((out / "status.json").read_text())["counts"]["done"] == 3

@@ -28,9 +28,10 @@ def test_bad_identity_fails_alone_and_resume_retries_only_it(tmp_path, saved_tin
     assert result.exit_code == 1, result.output
     assert "batch: 2 of 3 identities erased, 1 failed" in result.output
     status = _status(out)
-    assert status["counts"] == {"pending": 0, "running": 0, "done": 2, "failed": 1}
+    assert status["counts"] == {"pending": 0, "queued": 0, "running": 0, "done": 2, "failed": 1}
     assert status["identities"]["ghost"]["state"] == "failed"
     assert "latent file not found" in status["identities"]["ghost"]["reason"]
+    assert not (out / "ghost").exists()  # nothing half-made is left of a failed identity
     for ident in ("rand", "saved"):
         assert status["identities"][ident]["state"] == "done"
         for name in ("generator.json", "generator.safetensors", "renders/after_00.png", "metrics.json"):
@@ -116,3 +117,69 @@ def test_interrupted_batch_resumes_where_it_stopped(tmp_path, tiny_resources, mo
     assert all(n == 1 for _, n in stub_evaluator.identity_calls)  # ID_others over the one retained identity
     header = (out / "report.md").read_text().split("| id | state |")[1].splitlines()[0]
     assert all(f" {c} " in header for c in ("ID", "ID_others", "FID_pre", "delta_FID_real"))
+
+
+def _fake_erase(calls, fail):
+    """A run_erase that records (seed, resume, overwrite) and, for the seeds in `fail`, writes
+    what an attempt that fails at that point leaves: settings only (before training) or a
+    training checkpoint and a render (after)."""
+    import torch
+
+    from guide.erase import EraseResult
+    from guide.errors import GuideError
+    from guide.io import save_generator
+
+    def run_erase(identity, out_dir, G_src, config, networks, *, resume=False, overwrite=False, **kw):
+        calls.append((identity.value, resume, overwrite))
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text("{}")
+        when = fail.get(identity.value)
+        if when is not None:
+            if when == "after training":
+                (out / "checkpoint").mkdir(exist_ok=True)
+                (out / "checkpoint" / "state.pt").write_bytes(b"state")
+                (out / "renders").mkdir(exist_ok=True)
+                (out / "renders" / "after_00.png").write_bytes(b"png")
+            raise GuideError(f"failed {when}")
+        save_generator(G_src, out / "generator")
+        torch.save({"w_u": torch.zeros(1, 14, 512), "w_t": torch.zeros(1, 14, 512)}, out / "latents.pt")
+        return EraseResult(out, 1, {}, {"steps": 1})
+
+    return run_erase
+
+
+def test_failed_identity_keeps_only_a_resumable_checkpoint(tmp_path, tiny_resources, monkeypatch):
+    """A failure before training leaves no folder (it starts over on --resume); one after training
+    began keeps the checkpoint and settings, nothing else, and --resume continues from them."""
+    calls = []
+    fail = {1: "before training", 2: "after training"}
+    monkeypatch.setattr("guide.erase.run_erase", _fake_erase(calls, fail))
+    job = load_job(write_job(tmp_path / "job.yaml", identities=[{"random": 1}, {"random": 2}]))
+    out = tmp_path / "out"
+    quiet = dict(evaluator=None, progress=False, log=lambda m: None)
+    assert run_batch(job, out, resources=tiny_resources(), **quiet).counts["failed"] == 2
+    assert not (out / "random-1").exists()
+    kept = sorted(str(p.relative_to(out / "random-2")) for p in (out / "random-2").rglob("*"))
+    assert kept == ["checkpoint", "checkpoint/state.pt", "config.json"]
+
+    fail.clear()
+    summary = run_batch(job, out, resume=True, resources=tiny_resources(), **quiet)
+    assert summary.exit_code == 0
+    assert calls[2:] == [(1, False, True), (2, True, False)]
+
+
+def test_resume_runs_queued_identities_like_pending_ones(tmp_path, tiny_resources, monkeypatch):
+    """Identities still queued for a worker when a batch stopped are run by --resume."""
+    calls = []
+    monkeypatch.setattr("guide.erase.run_erase", _fake_erase(calls, {}))
+    job = load_job(write_job(tmp_path / "job.yaml", identities=[{"random": 1}, {"random": 2}]))
+    out = tmp_path / "out"
+    quiet = dict(evaluator=None, progress=False, log=lambda m: None)
+    run_batch(job, out, resources=tiny_resources(), **quiet)
+    status = _status(out)
+    status["identities"]["random-2"] = {"state": "queued", "identity": status["identities"]["random-2"]["identity"]}
+    (out / "status.json").write_text(json.dumps(status))
+    summary = run_batch(job, out, resume=True, resources=tiny_resources(), **quiet)
+    assert summary.exit_code == 0 and summary.counts["done"] == 2
+    assert calls == [(1, False, False), (2, False, False), (2, True, False)]

@@ -103,7 +103,8 @@ def test_photo_without_a_face_fails_alone(tmp_path, tiny_resources, monkeypatch)
         {"id": "blank", "photo": "blank.png"}, {"id": "junk", "photo": "junk.jpg"}, {"id": "ok", "random": 1}]))
     out = tmp_path / "out"
     summary = run_batch(job, out, resources=tiny_resources(), evaluator=None, progress=False, log=lambda m: None)
-    assert summary.exit_code == 1 and summary.counts == {"pending": 0, "running": 0, "done": 1, "failed": 2}
+    assert summary.exit_code == 1 and summary.counts == {"pending": 0, "queued": 0, "running": 0,
+                                                         "done": 1, "failed": 2}
     assert "1 of 3 identities erased, 2 failed" in summary.line()
     status = json.loads((out / "status.json").read_text())["identities"]
     assert "no face found" in status["blank"]["reason"]

@@ -15,7 +15,8 @@ def test_sequential_evaluates_all_erased_identities_after_each_stage(tmp_path, t
     out = tmp_path / "out"
     summary = run_batch(job, out, resources=tiny_resources(), evaluator=stub_evaluator, progress=False,
                         log=lambda m: None)
-    assert summary.exit_code == 1 and summary.counts == {"pending": 0, "running": 0, "done": 2, "failed": 1}
+    assert summary.exit_code == 1 and summary.counts == {"pending": 0, "queued": 0, "running": 0,
+                                                         "done": 2, "failed": 1}
     rows = [json.loads(line) for line in (out / "model" / "evaluations.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in rows] == [1, 2] and [r["erased"] for r in rows] == ["first", "second"]
     assert list(rows[0]["identities"]) == ["first"] and list(rows[1]["identities"]) == ["first", "second"]
