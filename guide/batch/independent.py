@@ -18,6 +18,7 @@ import torch
 
 from guide.batch.latents import failure_reason
 from guide.batch.schema import BatchJob, JobIdentity
+from guide.io.folders import clear_folder
 
 
 @dataclass
@@ -94,11 +95,5 @@ def discard_failed_attempt(out_dir: Union[str, Path]) -> None:
         return
     if not has_checkpoint(out_dir):
         shutil.rmtree(out_dir, ignore_errors=True)
-        return
-    for child in out_dir.iterdir():
-        if child.name in RESUMABLE:
-            continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
+    else:
+        clear_folder(out_dir, keep=RESUMABLE)

@@ -19,6 +19,7 @@ from guide.batch.resources import Resources, check_device, generator_path_for
 from guide.batch.schema import BatchJob
 from guide.batch.status import STATUS_FILE, StatusBook
 from guide.errors import GuideError
+from guide.io.folders import clear_folder
 
 JOB_FILE = "job.json"
 
@@ -93,12 +94,8 @@ def _remove_new_folder(out_dir: Path, existed: bool) -> None:
     """Undo prepare_batch_dir of a new batch: remove the folder (empty it when it existed, empty)."""
     if not existed:
         shutil.rmtree(out_dir, ignore_errors=True)
-        return
-    for child in out_dir.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
+    else:
+        clear_folder(out_dir)
 
 
 # --------------------------------------------------------------------------- modes

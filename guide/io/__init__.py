@@ -22,6 +22,7 @@ _EXPORTS = {
     "atomic_path": "atomic",
     "write_bytes_atomic": "atomic",
     "write_text_atomic": "atomic",
+    "clear_folder": "folders",
     "CheckpointFileError": "errors",
     "MissingCheckpointError": "errors",
     "CorruptCheckpointError": "errors",
