@@ -82,8 +82,10 @@ def load_w_avg(G, checkpoint_dir: Optional[Path], device) -> tuple[torch.Tensor,
     return w_avg, "generator mapping.w_avg (no w_avg file in the checkpoints folder)"
 
 
-def identity_latent(identity: Identity, G, config: EraseConfig, w_avg: torch.Tensor, checkpoint_dir, device):
-    """w_u [1,num_ws,w_dim] for the identity (and a description of how it was obtained)."""
+def identity_latent(identity: Identity, G, config: EraseConfig, w_avg: torch.Tensor, checkpoint_dir, device,
+                    photo_models=None):
+    """w_u [1,num_ws,w_dim] for the identity. A photo is inverted with `photo_models`
+    (a guide.inversion.PhotoModels keeping the encoder and face detector) when given."""
     ltu = config.ltu
     if identity.kind == "random":
         z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(int(identity.value))).to(device)
@@ -105,7 +107,8 @@ def identity_latent(identity: Identity, G, config: EraseConfig, w_avg: torch.Ten
     if identity.kind == "photo":
         from guide.inversion import invert_photo
 
-        return invert_photo(identity.value, w_avg=w_avg, checkpoint_dir=checkpoint_dir, device=device)
+        return invert_photo(identity.value, w_avg=w_avg, checkpoint_dir=checkpoint_dir, device=device,
+                            models=photo_models)
     raise ValueError(f"unknown identity kind {identity.kind!r}")
 
 
@@ -303,11 +306,12 @@ def run_erase(
     on_step: Optional[Callable[[int, Dict[str, float]], None]] = None,
     views: Optional[int] = None,
     metrics_note: bool = True,
+    photo_models=None,
 ) -> EraseResult:
     """Erase `identity` from `G_src` and write every output into `out_dir` (see module doc).
     `views`: number of before/after/target renders (default: the 11 evaluation yaws).
     `metrics_note`: log it when metrics.json holds pixel metrics only (off in batches, which
-    report their own evaluation)."""
+    report their own evaluation). `photo_models`: see :func:`identity_latent`."""
     out_dir = Path(out_dir)
     device = torch.device(device)
     resuming = prepare_out_dir(out_dir, overwrite, resume)
@@ -315,7 +319,7 @@ def run_erase(
     G_src = G_src.to(device).eval().requires_grad_(False)
 
     w_avg, w_avg_source = load_w_avg(G_src, checkpoint_dir, device)
-    w_u = identity_latent(identity, G_src, config, w_avg, checkpoint_dir, device)
+    w_u = identity_latent(identity, G_src, config, w_avg, checkpoint_dir, device, photo_models)
     w_t = ufo_target(config.target.method, w_u, w_avg, config.target.distance)
 
     settings = erase_settings(identity, config, device, generator_path, w_avg_source, networks, checkpoint_dir)

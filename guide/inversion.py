@@ -17,11 +17,9 @@ GUIDE never calls ``encoder.eval()``, so its inversion runs with live dropout / 
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 from PIL import Image
@@ -41,7 +39,6 @@ __all__ = [
     "load_encoder",
     "load_inversion_models",
     "load_w_avg",
-    "reusing_photo_models",
     "save_latent",
 ]
 
@@ -191,21 +188,6 @@ class PhotoModels:
         return self._detectors[key]
 
 
-_SHARED: ContextVar[Optional[PhotoModels]] = ContextVar("guide_photo_models", default=None)
-
-
-@contextmanager
-def reusing_photo_models(models: PhotoModels) -> Iterator[PhotoModels]:
-    """Within the block, :func:`invert_photo` takes its encoder and detector from ``models``
-    (when not passed) instead of loading them for every call: callers that reach it through
-    other functions (``identity_latent``, ``run_erase``) invert many photos without reloading."""
-    token = _SHARED.set(models)
-    try:
-        yield models
-    finally:
-        _SHARED.reset(token)
-
-
 def invert_photo(
     photo: Any,
     *,
@@ -216,21 +198,21 @@ def invert_photo(
     aligned: bool = False,
     encoder: Optional[torch.nn.Module] = None,
     detector: Optional[Any] = None,
+    models: Optional[PhotoModels] = None,
 ) -> torch.Tensor:
     """``w_u`` ``[1, 14, 512]`` of a photo in one call: align (unless ``aligned``), encode, add ``w_avg``.
 
     ``photo``: path, PIL image or array (see :func:`guide.preprocess.align_photo`). ``w_avg`` and
     ``encoder`` default to the files in ``checkpoint_dir`` (default: :func:`guide.paths.resolve_checkpoint_dir`);
-    pass them (and a ``detector``), or call it inside :func:`reusing_photo_models`, to invert many
+    pass them (and a ``detector``), or one :class:`PhotoModels` as ``models``, to invert many
     photos without reloading.
     """
     from guide.checkpoints import require_checkpoint
     from guide.paths import resolve_checkpoint_dir
 
     folder = resolve_checkpoint_dir(checkpoint_dir)
-    shared = _SHARED.get()
     if encoder is None:
-        encoder = shared.encoder(folder, device) if shared is not None else \
+        encoder = models.encoder(folder, device) if models is not None else \
             load_encoder(require_checkpoint(ENCODER_FILE, folder), device)
     if w_avg is None:
         w_avg = load_w_avg(require_checkpoint(W_AVG_FILE, folder), device, num_ws=getattr(encoder, "num_ws", NUM_WS))
@@ -241,8 +223,8 @@ def invert_photo(
     else:
         from guide.preprocess import align_photo
 
-        if detector is None and shared is not None:
-            detector = shared.detector(device)
+        if detector is None and models is not None:
+            detector = models.detector(device)
         crop = align_photo(photo, face_index, detector=detector, device=device).image
     return invert(crop, encoder, w_avg, device)
 

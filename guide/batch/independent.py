@@ -49,7 +49,6 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
     """run_erase for one identity, then its evaluation (merged into its metrics.json)."""
     from guide.batch.kit import cached_kit, identity_metrics, model_metrics
     from guide.erase import run_erase, write_json
-    from guide.inversion import reusing_photo_models
     from guide.io import load_generator
 
     start = time.perf_counter()
@@ -57,12 +56,12 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
     try:
         kit = kit if kit is not None else cached_kit(job, task.device)
         res = kit.resources
-        with reusing_photo_models(kit.photo_models):  # a photo loads the encoder/detector once per kit
-            result = run_erase(entry.to_identity(), task.out_dir, res.G_src, job.erase, res.networks,
-                               checkpoint_dir=res.checkpoint_dir, generator_path=res.generator_path,
-                               device=kit.device, overwrite=task.overwrite, resume=task.resume,
-                               checkpoint_every=job.checkpoint_every, export_pkl=job.export_pkl, progress=progress,
-                               log=log, views=job.evaluation.views, metrics_note=False)
+        result = run_erase(entry.to_identity(), task.out_dir, res.G_src, job.erase, res.networks,
+                           checkpoint_dir=res.checkpoint_dir, generator_path=res.generator_path,
+                           device=kit.device, overwrite=task.overwrite, resume=task.resume,
+                           checkpoint_every=job.checkpoint_every, export_pkl=job.export_pkl, progress=progress,
+                           log=log, views=job.evaluation.views, metrics_note=False,
+                           photo_models=kit.photo_models)  # photos: encoder/detector loaded once per kit
         G = load_generator(result.out_dir, device=kit.device)
         w_u = torch.load(Path(task.out_dir) / "latents.pt", map_location=kit.device, weights_only=True)["w_u"]
         pairs = kit.retain.pairs(G) if kit.retain.ids else []

@@ -8,7 +8,7 @@ import torch
 
 from guide.batch.schema import JobIdentity
 from guide.config import EraseConfig
-from guide.inversion import PhotoModels, reusing_photo_models
+from guide.inversion import PhotoModels
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -30,8 +30,7 @@ def resolve_latents(entries: Sequence[JobIdentity], G_src, config: EraseConfig, 
     ok, latents = [], []
     for entry in entries:
         try:
-            with reusing_photo_models(photo_models):
-                w = identity_latent(entry.to_identity(), G_src, config, w_avg, checkpoint_dir, device)
+            w = identity_latent(entry.to_identity(), G_src, config, w_avg, checkpoint_dir, device, photo_models)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - recorded per identity, the batch goes on

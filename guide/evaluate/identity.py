@@ -186,12 +186,13 @@ def other_latents(others: Others, G_src, camera: CameraConfig, device: DeviceLik
     if others.kind == "photos":
         try:
             from guide.erase import load_w_avg
-            from guide.inversion import invert_photo
+            from guide.inversion import PhotoModels, invert_photo
         except ImportError:
             raise GuideError("other identities from photos need GOAE inversion (guide.inversion), which this "
                              "installation lacks; pass latents instead") from None
         w_avg, _ = load_w_avg(G_src, checkpoint_dir, device)
-        return torch.cat([invert_photo(p, w_avg=w_avg, checkpoint_dir=checkpoint_dir, device=device)
+        models = PhotoModels()  # one encoder and face detector for all the photos
+        return torch.cat([invert_photo(p, w_avg=w_avg, checkpoint_dir=checkpoint_dir, device=device, models=models)
                           for p in others.paths]).reshape(-1, G_src.num_ws, G_src.w_dim)
     if others.kind == "random":
         from guide.render import camera_for

@@ -1,9 +1,13 @@
 """Small stand-ins for the toolkit's heavy networks, shared by the guide tests."""
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
 
 import eg3d
+import guide.checkpoints
 from eg3d import configs
 
 
@@ -50,3 +54,38 @@ def tiny_id_loss():
     from guide.identity import IDLoss
 
     return IDLoss(TinyEmbedder())
+
+
+@pytest.fixture
+def photo_loads(monkeypatch):
+    """Counts encoder and detector loads; alignment and encoding are stand-ins that need neither a
+    face nor real weights (a photo's latent is the mean latent, nudged)."""
+    loads = SimpleNamespace(encoders=0, detectors=0)
+    real_require = guide.checkpoints.require_checkpoint
+
+    def require_checkpoint(name, folder):  # a dummy file passes; a missing one keeps the real error
+        path = Path(folder) / name
+        return path if path.is_file() else real_require(name, folder)
+
+    def load_encoder(path, device="cpu"):
+        loads.encoders += 1
+        return "encoder"
+
+    class FaceDetector:
+        def __init__(self, device="cpu"):
+            loads.detectors += 1
+
+    def align_photo(photo, face_index=None, *, detector=None, device="cpu"):
+        assert isinstance(detector, FaceDetector)
+        return SimpleNamespace(image=photo)
+
+    def invert(crop, encoder, w_avg, device="cpu"):
+        assert encoder == "encoder"
+        return w_avg + 0.01
+
+    monkeypatch.setattr(guide.checkpoints, "require_checkpoint", require_checkpoint)
+    monkeypatch.setattr("guide.inversion.load_encoder", load_encoder)
+    monkeypatch.setattr("guide.identity.detect.FaceDetector", FaceDetector)
+    monkeypatch.setattr("guide.preprocess.align_photo", align_photo)
+    monkeypatch.setattr("guide.inversion.invert", invert)
+    return loads

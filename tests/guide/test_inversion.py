@@ -196,3 +196,13 @@ def test_cli_invert_refuses_non_square_aligned_and_leaves_old_output(tmp_path, c
     result = _invoke(photo, "-o", out, "--checkpoints", checkpoints, "--aligned")
     assert result.exit_code == 2 and result.output.strip() == "error: encoder blew up"
     assert out.read_bytes() == b"previous result" and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_invert_photo_with_photo_models_loads_each_network_once(photo_loads, tmp_path):
+    """Many photos through one PhotoModels: one encoder load, one detector (counting stand-ins)."""
+    (tmp_path / inversion.ENCODER_FILE).write_bytes(b"stand-in")
+    w_avg = torch.zeros(1, 14, 512)
+    models = inversion.PhotoModels()
+    for _ in range(3):
+        inversion.invert_photo("photo.png", w_avg=w_avg, checkpoint_dir=tmp_path, models=models)
+    assert (photo_loads.encoders, photo_loads.detectors) == (1, 1)

@@ -1,51 +1,11 @@
 """Photo identities in a batch: the GOAE encoder and the face detector load once, on the first
 photo (counting stand-ins replace the real networks), and only for photos."""
 import json
-from pathlib import Path
-from types import SimpleNamespace
 
-import pytest
-
-import guide.checkpoints
 from guide.batch.runner import run_batch
 from guide.batch.schema import load_job
 
 from .conftest import write_job
-
-
-@pytest.fixture
-def photo_loads(monkeypatch):
-    """Counts encoder and detector loads; alignment and encoding are stand-ins that need neither a
-    face nor real weights (a photo's latent is the mean latent, nudged)."""
-    loads = SimpleNamespace(encoders=0, detectors=0)
-    real_require = guide.checkpoints.require_checkpoint
-
-    def require_checkpoint(name, folder):  # a dummy file passes; a missing one keeps the real error
-        path = Path(folder) / name
-        return path if path.is_file() else real_require(name, folder)
-
-    def load_encoder(path, device="cpu"):
-        loads.encoders += 1
-        return "encoder"
-
-    class FaceDetector:
-        def __init__(self, device="cpu"):
-            loads.detectors += 1
-
-    def align_photo(photo, face_index=None, *, detector=None, device="cpu"):
-        assert isinstance(detector, FaceDetector)
-        return SimpleNamespace(image=photo)
-
-    def invert(crop, encoder, w_avg, device="cpu"):
-        assert encoder == "encoder"
-        return w_avg + 0.01
-
-    monkeypatch.setattr(guide.checkpoints, "require_checkpoint", require_checkpoint)
-    monkeypatch.setattr("guide.inversion.load_encoder", load_encoder)
-    monkeypatch.setattr("guide.identity.detect.FaceDetector", FaceDetector)
-    monkeypatch.setattr("guide.preprocess.align_photo", align_photo)
-    monkeypatch.setattr("guide.inversion.invert", invert)
-    return loads
 
 
 def _photos(tmp_path, *names):
