@@ -52,4 +52,13 @@ if [ "${CHECKS:-0}" = "1" ]; then
   section "generator parity on CUDA (tiny fixture)"
   run 60 python3 scripts/gpu_parity.py --fixtures "$FIX" --out "$OUTDIR/gpu_parity.json"
 fi
+section "summary (ms per call, peak MiB) of every bench JSON"
+python3 - "$OUTDIR" <<'PY'
+import json, sys
+from pathlib import Path
+for path in sorted(Path(sys.argv[1]).glob("bench_*.json")):
+    report = json.loads(path.read_text())
+    for r in report["results"]:
+        print(f"{path.stem:22s} {r['name']:28s} {r['ms']:9.1f} ms {r['peak_mem_mb']:8.0f} MiB")
+PY
 section "done"
