@@ -131,10 +131,14 @@ def load_networks(checkpoint_dir, device, random_weights: bool = False) -> Netwo
 # ----------------------------------------------------------------------------- outputs
 
 
+def has_saved_state(out_dir: Union[str, Path]) -> bool:
+    """Whether `out_dir` holds a training state that a resume continues from."""
+    return (Path(out_dir) / STATE_FILE).is_file()
+
+
 def prepare_out_dir(out_dir: Path, overwrite: bool, resume: bool) -> bool:
     """Create the folder; returns True when resuming from a saved state."""
-    state = out_dir / STATE_FILE
-    if resume and state.is_file():
+    if resume and has_saved_state(out_dir):
         return True
     if out_dir.exists() and any(out_dir.iterdir()) and not resume:
         if not overwrite:

@@ -79,20 +79,15 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
 RESUMABLE = ("config.json", "latents.pt", "losses.jsonl", "checkpoint")
 
 
-def has_checkpoint(out_dir: Union[str, Path]) -> bool:
-    """Whether DIR/<id>/ holds a training state that run_erase(resume=True) continues from."""
-    from guide.erase import STATE_FILE
-
-    return (Path(out_dir) / STATE_FILE).is_file()
-
-
 def discard_failed_attempt(out_dir: Union[str, Path]) -> None:
     """Leave nothing half-made by a failed identity: remove its folder, or, when training had
     saved a checkpoint, everything but what a resume continues from (:data:`RESUMABLE`)."""
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return
-    if not has_checkpoint(out_dir):
+    from guide.erase import has_saved_state
+
+    if not has_saved_state(out_dir):
         shutil.rmtree(out_dir, ignore_errors=True)
     else:
         clear_folder(out_dir, keep=RESUMABLE)

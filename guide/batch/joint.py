@@ -58,7 +58,7 @@ def _latents(kit: Kit, book: StatusBook, model_dir: Path):
 def run_joint(kit: Kit, out_dir: Path, book: StatusBook, *, progress: bool = True,
               log: Callable[[str], None] = print) -> None:
     """Erase every pending identity of kit.job into one model under out_dir (see module doc)."""
-    from guide.erase import STATE_FILE, train_ltu
+    from guide.erase import has_saved_state, train_ltu
     from guide.io import load_generator
 
     job, model_dir = kit.job, Path(out_dir) / MODEL_DIR
@@ -83,7 +83,7 @@ def run_joint(kit: Kit, out_dir: Path, book: StatusBook, *, progress: bool = Tru
             job.sample_identities < len(ids) else ""
         log(f"joint: erasing {len(ids)} identities into one model ({job.erase.ltu.iters} steps{sampled}) on {kit.device}")
         try:
-            history = train_ltu(trainer, model_dir, resuming=(model_dir / STATE_FILE).is_file(),
+            history = train_ltu(trainer, model_dir, resuming=has_saved_state(model_dir),
                                 checkpoint_every=job.checkpoint_every, progress=progress, log=log,
                                 desc=f"joint erase ({len(ids)} identities)")
         except GuideError as exc:

@@ -104,7 +104,8 @@ def _remove_new_folder(out_dir: Path, existed: bool) -> None:
 def _run_independent(job: BatchJob, out_dir: Path, book: StatusBook, executor: str, resume: bool, resources,
                      evaluator, progress: bool, log: Callable[[str], None]) -> None:
     from guide.batch import executors
-    from guide.batch.independent import IdentityTask, discard_failed_attempt, has_checkpoint
+    from guide.batch.independent import IdentityTask, discard_failed_attempt
+    from guide.erase import has_saved_state
 
     todo = [e for e in job.identities if book.state(e.id) != "done"]
     # resumed: continue from a checkpoint where there is one (interrupted, or failed after training
@@ -112,7 +113,7 @@ def _run_independent(job: BatchJob, out_dir: Path, book: StatusBook, executor: s
     tasks = []
     for e in todo:
         folder = out_dir / e.id
-        again = resume and book.state(e.id) == "failed" and not has_checkpoint(folder)
+        again = resume and book.state(e.id) == "failed" and not has_saved_state(folder)
         tasks.append(IdentityTask(job, e, str(folder), job.devices[0], resume=resume and not again, overwrite=again))
     finished = [len(job.identities) - len(todo)]
 
