@@ -15,11 +15,11 @@ from guide.config import CameraConfig
 def camera_for(camera: CameraConfig, yaw: float = 0.0, pitch: Optional[float] = None, device="cpu") -> torch.Tensor:
     """[1,25] camera at a yaw/pitch offset from the front (pitch default: camera.pitch_offset).
 
-    A scratch RNG is passed so the global RNG is not consumed (the official sampler draws
-    from it even with zero spread)."""
+    Computed on the CPU with a scratch RNG, so the global RNG is not consumed (the official
+    sampler draws from it even with zero spread), then moved to `device`."""
     pitch = camera.pitch_offset if pitch is None else pitch
     return pose_params(yaw, pitch, pivot=camera.pivot, radius=camera.radius, fov=camera.fov_degrees,
-                       device=device, generator=torch.Generator())
+                       generator=torch.Generator()).to(device)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
