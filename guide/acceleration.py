@@ -41,8 +41,11 @@ def compile_generator(G: nn.Module, mode: Optional[str] = None) -> nn.Module:
 
 
 def to_channels_last(*modules: Optional[nn.Module]) -> None:
-    """Store the 4-D weights of these modules channels-last (NHWC) in place; None is skipped.
-    Convolutions then run in the layout tensor cores prefer, and pass it on to their outputs."""
+    """Channels-last (NHWC) in place for these modules (None is skipped): 4-D weights stored
+    NHWC, and every EG3D synthesis block inside (backbone and super-resolution) runs on NHWC
+    features in any precision, so cuDNN's NHWC kernels need no layout conversions."""
+    from eg3d.synthesis import set_memory_format
+
     for module in modules:
         if module is not None:
-            module.to(memory_format=torch.channels_last)
+            set_memory_format(module, torch.channels_last)

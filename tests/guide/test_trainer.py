@@ -1,5 +1,7 @@
 """The LTU trainer on the tiny generator: hand-checked loss terms, learning, resume."""
 
+import math
+
 import pytest
 import torch
 
@@ -139,3 +141,106 @@ def test_joint_identities_chunked_gradients_equal_one_pass(tiny_generator_factor
         for key in ("loss", "local", "adjacency", "global"):
             assert values[key] == pytest.approx(v0[key], rel=1e-4), key
         assert torch.allclose(grads, g0, rtol=1e-3, atol=1e-6 * g0.abs().max())
+
+
+# ------------------------------------------------- the step's structure (draws ahead, reads in batches)
+
+
+def _inline_step(trainer):
+    """The step as it ran before its draws were made ahead (commit 256de19): every chunk renders
+    with inline draws from the device generator and its terms are read right away."""
+    inputs = trainer.sample_inputs()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    values = {}
+    for k, ids in enumerate(trainer.chunks()):
+        terms = trainer.compute_losses(inputs, ids, include_global=(k == 0))
+        chunk = {name: float(v.detach()) for name, v in terms.items()}
+        terms["loss"].backward()
+        for name, v in chunk.items():
+            values[name] = values.get(name, 0.0) + v
+    trainer.optimizer.step()
+    trainer.step_index += 1
+    return values
+
+
+def test_step_with_draws_made_ahead_equals_the_inline_step_bitwise(tiny_generator_factory, random_lpips,
+                                                                   tiny_id_loss):
+    """Same random streams, same numbers: the first step records the render draws while drawing
+    inline, the second replays them drawn ahead; run() reads both steps' terms in one batch."""
+    inline = make_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, iters=2)
+    expected = [_inline_step(inline) for _ in range(2)]
+    trainer = make_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, iters=2)
+    seen = []
+    trainer.run(callback=lambda step, values: seen.append((step, values)), read_every=2)
+    assert seen == [(1, expected[0]), (2, expected[1])]
+    assert trainer._plans is not None and trainer._plans[0][0]  # the second step replayed its draws
+    for p, q in zip(inline.trainable, trainer.trainable):
+        assert torch.equal(p, q)
+    assert torch.equal(inline.device_rng.get_state(), trainer.device_rng.get_state())
+
+
+def test_fused_adam_masks_a_non_finite_step_and_every_later_one(tiny_generator_factory, random_lpips):
+    """With fused Adam nothing is read per step: step 1's NaN sets a flag on the device that
+    masks its update and step 2's; the error comes when the batch is read."""
+    from guide.trainer import NonFiniteLossError
+
+    trainer = make_trainer(tiny_generator_factory, random_lpips, None, iters=3, fused_adam=True)
+    draw = trainer.sample_inputs
+    calls = []
+
+    def poisoned():
+        inputs = draw()
+        calls.append(inputs)
+        if len(calls) == 2:
+            inputs.z_global = inputs.z_global * float("nan")
+        return inputs
+
+    trainer.sample_inputs = poisoned
+    after_first = {}
+
+    def callback(step, values):
+        after_first[step] = [p.detach().clone() for p in trainer.trainable]
+
+    with pytest.raises(NonFiniteLossError, match="step 1") as error:
+        trainer.run(callback=callback, read_every=10, read_at=lambda step: step == 1)
+    assert list(after_first) == [1] and trainer.step_index == 3  # steps 2 and 3 ran, unread
+    assert error.value.step == 1 and math.isnan(error.value.losses["global"])
+    assert all(torch.equal(a, b) for a, b in zip(after_first[1], trainer.trainable))
+    assert int(trainer.optimizer.state[trainer.trainable[0]]["step"]) == 1
+
+
+def test_resume_is_bit_identical_with_fused_adam_and_batched_reads(tiny_generator_factory, random_lpips):
+    full = make_trainer(tiny_generator_factory, random_lpips, None, iters=2, fused_adam=True)
+    full.run(read_every=2)
+    first = make_trainer(tiny_generator_factory, random_lpips, None, iters=2, fused_adam=True)
+    first.run(1)
+    resumed = make_trainer(tiny_generator_factory, random_lpips, None, iters=2, fused_adam=True)
+    resumed.load_state_dict(first.state_dict())
+    resumed.run(read_every=2)  # its first step records the draws' plan again: same numbers
+    for p, q in zip(full.trainable, resumed.trainable):
+        assert torch.equal(p, q)
+
+
+def test_step_makes_one_host_copy_and_never_waits_for_the_device(tiny_generator_factory, random_lpips,
+                                                                 tiny_id_loss, monkeypatch):
+    """On the meta device (placement like a GPU, no numbers: reading a value raises) a fused-Adam
+    step — forward, backward and update — copies from the host exactly once (the staged draws)
+    and never waits for the device. Fused Adam has no meta kernel check by default; torch's
+    shape-only kernel for it exists, so the test lets meta through torch's device list."""
+    import copy
+    import importlib
+
+    from guide.transfer import TransferCounter
+
+    optimizer_module = importlib.import_module("torch.optim.optimizer")
+    supported = optimizer_module._get_fused_kernels_supported_devices
+    monkeypatch.setattr(optimizer_module, "_get_fused_kernels_supported_devices", lambda: supported() + ["meta"])
+    meta = torch.device("meta")
+    G = tiny_generator_factory().to(meta)
+    w = torch.zeros(1, G.num_ws, G.w_dim, device=meta)
+    trainer = LTUTrainer(G, w, w, LTUConfig(fused_adam=True), lpips=copy.deepcopy(random_lpips).to(meta),
+                         id_loss=copy.deepcopy(tiny_id_loss).to(meta))
+    for step in range(2):  # the first records the draws' plan, the second replays them
+        with TransferCounter() as counter:
+            trainer.step_on_device()
+        assert dict(counter.counts) == {"h2d_pageable": 1}, (step, dict(counter.ops))  # pinned on CUDA
