@@ -28,15 +28,21 @@ def _raise_recompile_limit(limit: int = RECOMPILE_LIMIT) -> None:
             return
 
 
-def compile_generator(G: nn.Module, mode: Optional[str] = None) -> nn.Module:
+def compile_generator(G: nn.Module, mode: Optional[str] = None, backend: str = "inductor") -> nn.Module:
     """Compile G's backbone synthesis network, renderer and super-resolution in place
-    (`nn.Module.compile`; state_dict keys are unchanged). Returns G."""
+    (`nn.Module.compile`; state_dict keys are unchanged), with static shapes. Returns G.
+
+    The shapes of an LTU step never change, so dynamic shapes would only cost compile time.
+    The trainer runs its first step (which draws random numbers inline from a torch.Generator,
+    a graph break at every draw) eagerly; from the second step on its renders take pre-drawn
+    numbers and each compiled module is one graph (tests/guide/test_acceleration.py counts them).
+    `backend`: torch.compile's ("eager" only traces: tests)."""
     parts = [G.backbone.synthesis, G.renderer, G.superresolution]
     if not all(hasattr(part, "compile") for part in parts):
         raise GuideError(f"compiling needs torch >= 2.2 (nn.Module.compile); this is torch {torch.__version__}")
     _raise_recompile_limit()
     for part in parts:
-        part.compile(mode=mode)
+        part.compile(mode=mode, backend=backend, dynamic=False)
     return G
 
 

@@ -238,6 +238,17 @@ def render_identity(G_src, G, w_u: torch.Tensor, w_t: torch.Tensor, out_dir: Pat
     }
 
 
+def save_training_state(trainer: LTUTrainer, out_dir: Path, history: List[dict]) -> None:
+    """Write the resume state (checkpoint/state.pt) and losses.jsonl of a training run, atomically."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(trainer.state_dict(), buffer)
+    (out_dir / "checkpoint").mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "losses.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+    write_bytes_atomic(out_dir / STATE_FILE, buffer.getvalue())
+
+
 def train_ltu(trainer: LTUTrainer, out_dir: Path, *, resuming: bool = False, checkpoint_every: int = 100,
               progress: bool = True, log: Callable[[str], None] = print,
               on_step: Optional[Callable[[int, Dict[str, float]], None]] = None,
@@ -259,13 +270,7 @@ def train_ltu(trainer: LTUTrainer, out_dir: Path, *, resuming: bool = False, che
         log(f"resuming at step {trainer.step_index} of {iters}")
 
     def save_state():
-        import io
-
-        buffer = io.BytesIO()
-        torch.save(trainer.state_dict(), buffer)
-        (out_dir / "checkpoint").mkdir(parents=True, exist_ok=True)
-        write_text_atomic(losses_path, "".join(json.dumps(h) + "\n" for h in history))
-        write_bytes_atomic(out_dir / STATE_FILE, buffer.getvalue())
+        save_training_state(trainer, out_dir, history)
 
     bar = None
     if progress:

@@ -33,6 +33,7 @@ static buffers outside it, so the random streams and resume stay as in the eager
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass
@@ -294,7 +295,8 @@ class LTUTrainer:
             torch.cuda.current_stream(self.device).wait_stream(self._stream)
         else:
             device_inputs, device_camera = self._to_device(inputs, camera)
-            values = self._eager_update(device_inputs, device_camera, self._draw_ahead())
+            with _eager_while_recording(self.config.compile and self._plans is None):
+                values = self._eager_update(device_inputs, device_camera, self._draw_ahead())
         record = LossRecord(self.step_index, values)
         self.step_index += 1
         return record
@@ -450,6 +452,14 @@ class LTUTrainer:
         self.step_index = int(state["step"])
         self._graph = None  # a captured graph would update the optimizer state tensors just replaced
         self._static = {}
+
+
+def _eager_while_recording(active: bool):
+    """Compiled modules run eagerly in the step that records the draws: its inline draws from a
+    torch.Generator would break the compiled graphs at every draw (and recompile them)."""
+    if active and hasattr(torch.compiler, "set_stance"):
+        return torch.compiler.set_stance("force_eager")
+    return contextlib.nullcontext()
 
 
 def _all_finite(values: Dict[str, float]) -> bool:

@@ -103,3 +103,27 @@ def test_channels_last_reaches_the_backbone_and_keeps_the_render(tiny_generator_
     weights = [p for p in G.backbone.synthesis.parameters() if p.ndim == 4]
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
     assert (fast - plain).abs().max().item() < 1e-4
+
+
+@pytest.mark.slow
+def test_compiled_step_is_one_graph_per_module_without_breaks(tiny_generator_factory, tiny_lpips, monkeypatch):
+    """torch.compile recompiled the step on an H200 for minutes (docs/performance.md): every random
+    draw from a torch.Generator broke the graphs. Now the first step (which records the draws) runs
+    eagerly, later steps replay pre-drawn numbers: 6 graphs (synthesis, renderer, super-resolution
+    of G and G_src), no graph break, nothing compiled again in the third step. Traced with the
+    'eager' backend (no code generation): what is counted is dynamo's work, which fails the same."""
+    from torch._dynamo.utils import counters
+
+    import guide.trainer
+
+    torch._dynamo.reset()
+    counters.clear()
+    monkeypatch.setattr(guide.trainer, "compile_generator", lambda G: compile_generator(G, backend="eager"))
+    trainer = make_trainer(tiny_generator_factory, tiny_lpips, None, compile=True)
+    trainer.step()
+    assert counters["stats"]["unique_graphs"] == 0  # the recording step ran eagerly
+    trainer.step()
+    graphs = counters["stats"]["unique_graphs"]
+    trainer.step()
+    assert graphs == 6 and counters["stats"]["unique_graphs"] == 6
+    assert not counters["graph_break"] and not counters["recompiles"]

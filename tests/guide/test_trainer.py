@@ -163,13 +163,13 @@ def _inline_step(trainer):
     return values
 
 
-def test_step_with_draws_made_ahead_equals_the_inline_step_bitwise(tiny_generator_factory, random_lpips,
+def test_step_with_draws_made_ahead_equals_the_inline_step_bitwise(tiny_generator_factory, tiny_lpips,
                                                                    tiny_id_loss):
     """Same random streams, same numbers: the first step records the render draws while drawing
     inline, the second replays them drawn ahead; run() reads both steps' terms in one batch."""
-    inline = make_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, iters=2)
+    inline = make_trainer(tiny_generator_factory, tiny_lpips, tiny_id_loss, iters=2)
     expected = [_inline_step(inline) for _ in range(2)]
-    trainer = make_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, iters=2)
+    trainer = make_trainer(tiny_generator_factory, tiny_lpips, tiny_id_loss, iters=2)
     seen = []
     trainer.run(callback=lambda step, values: seen.append((step, values)), read_every=2)
     assert seen == [(1, expected[0]), (2, expected[1])]
@@ -179,12 +179,12 @@ def test_step_with_draws_made_ahead_equals_the_inline_step_bitwise(tiny_generato
     assert torch.equal(inline.device_rng.get_state(), trainer.device_rng.get_state())
 
 
-def test_fused_adam_masks_a_non_finite_step_and_every_later_one(tiny_generator_factory, random_lpips):
+def test_fused_adam_masks_a_non_finite_step_and_every_later_one(tiny_generator_factory, tiny_lpips):
     """With fused Adam nothing is read per step: step 1's NaN sets a flag on the device that
     masks its update and step 2's; the error comes when the batch is read."""
     from guide.trainer import NonFiniteLossError
 
-    trainer = make_trainer(tiny_generator_factory, random_lpips, None, iters=3, fused_adam=True)
+    trainer = make_trainer(tiny_generator_factory, tiny_lpips, None, iters=3, fused_adam=True)
     draw = trainer.sample_inputs
     calls = []
 
@@ -209,19 +209,19 @@ def test_fused_adam_masks_a_non_finite_step_and_every_later_one(tiny_generator_f
     assert int(trainer.optimizer.state[trainer.trainable[0]]["step"]) == 1
 
 
-def test_resume_is_bit_identical_with_fused_adam_and_batched_reads(tiny_generator_factory, random_lpips):
-    full = make_trainer(tiny_generator_factory, random_lpips, None, iters=2, fused_adam=True)
+def test_resume_is_bit_identical_with_fused_adam_and_batched_reads(tiny_generator_factory, tiny_lpips):
+    full = make_trainer(tiny_generator_factory, tiny_lpips, None, iters=2, fused_adam=True)
     full.run(read_every=2)
-    first = make_trainer(tiny_generator_factory, random_lpips, None, iters=2, fused_adam=True)
+    first = make_trainer(tiny_generator_factory, tiny_lpips, None, iters=2, fused_adam=True)
     first.run(1)
-    resumed = make_trainer(tiny_generator_factory, random_lpips, None, iters=2, fused_adam=True)
+    resumed = make_trainer(tiny_generator_factory, tiny_lpips, None, iters=2, fused_adam=True)
     resumed.load_state_dict(first.state_dict())
     resumed.run(read_every=2)  # its first step records the draws' plan again: same numbers
     for p, q in zip(full.trainable, resumed.trainable):
         assert torch.equal(p, q)
 
 
-def test_step_makes_one_host_copy_and_never_waits_for_the_device(tiny_generator_factory, random_lpips,
+def test_step_makes_one_host_copy_and_never_waits_for_the_device(tiny_generator_factory, tiny_lpips,
                                                                  tiny_id_loss, monkeypatch):
     """On the meta device (placement like a GPU, no numbers: reading a value raises) a fused-Adam
     step — forward, backward and update — copies from the host exactly once (the staged draws)
@@ -238,7 +238,7 @@ def test_step_makes_one_host_copy_and_never_waits_for_the_device(tiny_generator_
     meta = torch.device("meta")
     G = tiny_generator_factory().to(meta)
     w = torch.zeros(1, G.num_ws, G.w_dim, device=meta)
-    trainer = LTUTrainer(G, w, w, LTUConfig(fused_adam=True), lpips=copy.deepcopy(random_lpips).to(meta),
+    trainer = LTUTrainer(G, w, w, LTUConfig(fused_adam=True), lpips=copy.deepcopy(tiny_lpips).to(meta),
                          id_loss=copy.deepcopy(tiny_id_loss).to(meta))
     for step in range(2):  # the first records the draws' plan, the second replays them
         with TransferCounter() as counter:
