@@ -65,7 +65,8 @@ class NonFiniteLossError(GuideError):
 
 @dataclass
 class StepInputs:
-    """The CPU-side random draws of one step (from the trainer's CPU generator)."""
+    """The draws of one step from the trainer's CPU generator (CPU tensors; inside the step,
+    their staged copies on the device)."""
 
     yaw: float
     z_adjacency: torch.Tensor

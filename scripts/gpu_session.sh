@@ -26,13 +26,15 @@ START=$SECONDS
 section() { echo; echo "=== $1 ($(date +%T), $((SECONDS - START)) s used)"; }
 # run MAX_S CMD...: run CMD with a timeout of MAX_S seconds or what is left of the budget.
 run() {
-  local max=$1; shift
+  local max=$(($1 * SCALE)); shift
   local left=$((BUDGET_S - (SECONDS - START)))
   if [ "$left" -lt 20 ]; then echo "skipped (budget spent): $*"; return; fi
   [ "$max" -gt "$left" ] && max=$left
   timeout "$max" "$@" || echo "failed or timed out ($?): $*"
 }
+SCALE=1  # time boxes are for the GPU; the CPU smoke test is slower
 if [ "$DEVICE" = "cpu" ]; then
+  SCALE=20
   B="python3 -m guide.cli bench --device cpu --config tiny --nrr 16"
   LTU="--steps 1 --warmup 1"
   GRAPH="--fused-adam"  # no CUDA graph on a CPU

@@ -244,3 +244,107 @@ def test_step_makes_one_host_copy_and_never_waits_for_the_device(tiny_generator_
         with TransferCounter() as counter:
             trainer.step_on_device()
         assert dict(counter.counts) == {"h2d_pageable": 1}, (step, dict(counter.ops))  # pinned on CUDA
+
+
+# ---------------------------------------------------------------------- on a GPU (skipped without one)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.fixture
+def exact_cuda():
+    """CUDA matmuls and convolutions in full fp32 (no TF32), restored afterwards."""
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
+def _cuda_trainer(factory, lpips, id_loss, **overrides):
+    import copy
+
+    G = factory().cuda()
+    g = torch.Generator().manual_seed(123)
+    c = camera_for(LTUConfig().camera, 0.0, 0.0, "cuda")
+    w_avg = G.backbone.mapping.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)
+    w_u = G.mapping(torch.randn(1, G.z_dim, generator=g).cuda(), c)
+    w_t = extrapolated_target(w_u, w_avg, 30.0)
+    overrides.setdefault("iters", 5)
+    return LTUTrainer(G, w_u, w_t, LTUConfig(**overrides), lpips=copy.deepcopy(lpips).cuda(),
+                      id_loss=copy.deepcopy(id_loss).cuda(), seed=0)
+
+
+def _relative_gaps(a, b):
+    return [max(abs(x[k] - y[k]) / max(abs(y[k]), 1e-12) for k in y) for x, y in zip(a, b)]
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_graph_step_matches_the_eager_step(tiny_generator_factory, random_lpips, tiny_id_loss, exact_cuda):
+    """The CUDA graph (2 eager steps, capture, replays) against the eager fused-Adam step from the
+    same seeds, TF32 off. Same kernels on the same numbers; only atomic additions (tri-plane
+    sampling's backward) may round differently, and Adam can move a weight whose gradient is
+    rounding noise by up to lr: rel 1e-5 on the first step's losses, 1e-3 after (as
+    tests/guide/test_acceleration.py). The gaps are printed (-s) for docs/performance.md."""
+    eager = _cuda_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, fused_adam=True)
+    graph = _cuda_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, cuda_graph=True)
+    expected = [eager.step() for _ in range(5)]
+    got = [graph.step() for _ in range(5)]
+    assert graph._graph is not None  # steps 3-5 were replays
+    gaps = _relative_gaps(got, expected)
+    print("graph vs eager, relative loss gaps per step:", [f"{g:.1e}" for g in gaps])
+    assert gaps[0] < 1e-5 and max(gaps) < 1e-3, gaps
+    weight_gap = max((p - q).abs().max().item() for p, q in zip(eager.trainable, graph.trainable))
+    print("graph vs eager, max weight gap after 5 steps:", weight_gap)
+    assert weight_gap < 5 * eager.config.lr
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_steps_copy_once_pinned_and_never_wait(tiny_generator_factory, random_lpips, tiny_id_loss):
+    """On the GPU: a fused-Adam step and a CUDA-graph replay each make one pinned host copy and no
+    host wait (guide.transfer.TransferCounter)."""
+    from guide.transfer import TransferCounter
+
+    for options in (dict(fused_adam=True), dict(cuda_graph=True)):
+        trainer = _cuda_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, **options)
+        trainer.read([trainer.step_on_device() for _ in range(3)])  # recording, warm-up, capture
+        with TransferCounter() as counter:
+            records = [trainer.step_on_device() for _ in range(2)]
+        assert dict(counter.counts) == {"h2d_pinned": 2}, (options, dict(counter.ops))
+        trainer.read(records)
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_graph_masks_a_non_finite_step_and_resumes(tiny_generator_factory, random_lpips, tiny_id_loss,
+                                                        exact_cuda):
+    """A NaN in a replayed step is masked inside the graph (weights stay those before it), and a
+    graph trainer resumed from a checkpoint continues like the uninterrupted one (rel 1e-3, as above)."""
+    from guide.trainer import NonFiniteLossError
+
+    trainer = _cuda_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, cuda_graph=True)
+    draw = trainer.sample_inputs
+
+    def poisoned():
+        inputs = draw()
+        if trainer.step_index == 3:
+            inputs.z_global = inputs.z_global * float("nan")
+        return inputs
+
+    trainer.sample_inputs = poisoned
+    snapshot = {}
+    with pytest.raises(NonFiniteLossError, match="step 3"):
+        trainer.run(callback=lambda step, v: snapshot.update({step: [p.clone() for p in trainer.trainable]}),
+                    read_every=10, read_at=lambda step: step == 3)
+    assert all(torch.equal(a, b) for a, b in zip(snapshot[3], trainer.trainable))
+
+    full = _cuda_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, cuda_graph=True)
+    expected = [full.step() for _ in range(5)]
+    first = _cuda_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, cuda_graph=True)
+    [first.step() for _ in range(4)]
+    resumed = _cuda_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, cuda_graph=True)
+    resumed.load_state_dict(first.state_dict())
+    gaps = _relative_gaps([resumed.step()], expected[4:])
+    print("graph resume vs uninterrupted, relative loss gap of step 5:", gaps)
+    assert max(gaps) < 1e-3
