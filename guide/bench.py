@@ -241,7 +241,7 @@ def bench_ltu_step(settings: BenchSettings, device: torch.device, reference_styl
     extra = {"batch_trainable": n, "batch_frozen": n, "unit": "steps/s", "seconds_per_1000_steps": ms}
     if not reference_style:
         extra["reads"] = "every step" if _reads_every_step(settings) else "once at the end"
-        extra["loss_per_step"] = [round(v, 7) for v in losses]
+        extra["loss_per_step"] = losses
     return BenchResult(name, ms, 1000 / ms, peak, extra)
 
 
