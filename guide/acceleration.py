@@ -1,4 +1,5 @@
-"""Opt-in speed settings for the LTU step: torch.compile and the channels_last memory format.
+"""Opt-in speed settings for the LTU step: torch.compile, the channels_last memory format, and
+the runner of the CUDA-graph step.
 
 Both leave the objective unchanged; they only reorder floating-point work (differences at the
 level of fp32 rounding, checked by tests/guide/test_acceleration.py). They are off by default
@@ -6,6 +7,7 @@ until a GPU benchmark shows they help: `guide bench --compile --channels-last` m
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import torch
@@ -55,3 +57,43 @@ def to_channels_last(*modules: Optional[nn.Module]) -> None:
     for module in modules:
         if module is not None:
             set_memory_format(module, torch.channels_last)
+
+
+class CudaGraphRunner:
+    """Runs a training step's work as a CUDA graph, on a side stream of its own.
+
+    `capture(fn)` records fn once — nothing runs then — and returns fn's outputs: static tensors
+    that every `replay()` rewrites. Everything else the caller does for a step (staging inputs,
+    drawing random numbers into the graph's buffers, eager warm-up steps) goes inside
+    `with runner.streaming():`, so that it is ordered with the replays.
+    """
+
+    def __init__(self, device):
+        self.device = torch.device(device)
+        self.stream = torch.cuda.Stream(self.device)
+        self.graph = None
+
+    @property
+    def captured(self) -> bool:
+        return self.graph is not None
+
+    @contextlib.contextmanager
+    def streaming(self):
+        current = torch.cuda.current_stream(self.device)
+        self.stream.wait_stream(current)
+        with torch.cuda.stream(self.stream):
+            yield
+        current.wait_stream(self.stream)
+
+    def capture(self, fn):
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            outputs = fn()
+        return outputs
+
+    def replay(self) -> None:
+        self.graph.replay()
+
+    def reset(self) -> None:
+        """Forget the graph (e.g. after the tensors it reads were replaced); the next step captures anew."""
+        self.graph = None

@@ -44,7 +44,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from eg3d.randomness import DrawRecorder, DrawReplay, draw_ahead
-from guide.acceleration import compile_generator, to_channels_last
+from guide.acceleration import CudaGraphRunner, compile_generator, to_channels_last
 from guide.config import LTUConfig
 from guide.devices import device_generator
 from guide.errors import GuideError
@@ -141,10 +141,9 @@ class LTUTrainer:
         self.layout: Optional[List[List[str]]] = None  # names of each chunk's terms (after the first step)
         self._plans: Optional[list] = None  # per chunk: (plan of G_src's draws, plan of G's draws)
         self._staging: Optional[StagedTransfer] = None
-        self._graph = None  # torch.cuda.CUDAGraph once captured
+        self._graph_runner = CudaGraphRunner(self.device) if config.cuda_graph else None
         self._static: dict = {}  # the graph's draw buffers and output
         self._eager_steps = 0
-        self._stream = torch.cuda.Stream(self.device) if config.cuda_graph else None
 
     # ----------------------------------------------------------------------- sampling
     @property
@@ -289,11 +288,9 @@ class LTUTrainer:
         except the default Adam's one finiteness check)."""
         inputs = self.sample_inputs()
         camera = camera_for(self.config.camera, inputs.yaw)  # on the CPU; staged with the draws
-        if self._stream is not None:
-            self._stream.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(self._stream):
+        if self._graph_runner is not None:
+            with self._graph_runner.streaming():
                 values = self._graph_step(inputs, camera)
-            torch.cuda.current_stream(self.device).wait_stream(self._stream)
         else:
             device_inputs, device_camera = self._to_device(inputs, camera)
             with _eager_while_recording(self.config.compile and self._plans is None):
@@ -356,19 +353,21 @@ class LTUTrainer:
 
     def _graph_step(self, inputs: StepInputs, camera: torch.Tensor) -> torch.Tensor:
         """A step of the CUDA-graph path: eager warm-up steps, then capture once, then replay."""
+        runner = self._graph_runner
         device_inputs, device_camera = self._to_device(inputs, camera)
-        if self._graph is None and (self._plans is None or self._eager_steps < GRAPH_WARMUP_STEPS):
+        if not runner.captured and (self._plans is None or self._eager_steps < GRAPH_WARMUP_STEPS):
             return self._eager_update(device_inputs, device_camera, self._draw_ahead())
-        if self._graph is None:
+        if not runner.captured:
             self._static["draws"] = self._draw_ahead()
-            self.optimizer.zero_grad(set_to_none=True)  # gradients are allocated inside the graph
-            self._graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self._graph):
-                self._static["values"] = self._update(device_inputs, device_camera,
-                                                      self._sources(self._static["draws"]))
+
+            def update():
+                self.optimizer.zero_grad(set_to_none=True)  # the graph allocates the gradients and assigns them
+                return self._update(device_inputs, device_camera, self._sources(self._static["draws"]))
+
+            self._static["values"] = runner.capture(update)
         else:
             self._draw_ahead(out=self._static["draws"])
-        self._graph.replay()
+        runner.replay()
         return self._static["values"].clone()
 
     # ------------------------------------------------------------------------ reading
@@ -451,7 +450,8 @@ class LTUTrainer:
         self.cpu_rng.set_state(state["cpu_rng"])
         self.device_rng.set_state(state["device_rng"])
         self.step_index = int(state["step"])
-        self._graph = None  # a captured graph would update the optimizer state tensors just replaced
+        if self._graph_runner is not None:  # a captured graph would update the replaced optimizer state
+            self._graph_runner.reset()
         self._static = {}
 
 
