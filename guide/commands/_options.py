@@ -32,3 +32,13 @@ def speed_options(command):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def check_speed_options(device, cuda_graph: bool, compile_: bool) -> None:
+    """One-line errors for combinations of speed options that cannot run, before any work."""
+    from guide.errors import GuideError
+
+    if cuda_graph and device.type != "cuda":
+        raise GuideError("--cuda-graph needs --device cuda")
+    if cuda_graph and compile_:
+        raise GuideError("use either --compile or --cuda-graph, not both")

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import click
 
-from guide.commands._options import speed_options
-from guide.errors import GuideError
+from guide.commands._options import check_speed_options, speed_options
 
 
 @click.command()
@@ -35,8 +34,7 @@ def bench(device, config, batch, steps, warmup, precision, sr_fp32, fused_adam, 
     from guide.bench import BenchSettings, format_table, run_bench, write_json
     from guide.devices import resolve_device
 
-    if resolve_device(device).type != "cuda" and cuda_graph:
-        raise GuideError("--cuda-graph needs --device cuda")
+    check_speed_options(resolve_device(device), cuda_graph, compile_)
     settings = BenchSettings(
         device=device, config=config, batch=batch, steps=steps, warmup=warmup, precision=precision,
         sr_fp16=not sr_fp32, compile=compile_, channels_last=channels_last, fused_adam=fused_adam,

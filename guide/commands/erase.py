@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from guide.commands._options import checkpoints_option, speed_options
+from guide.commands._options import check_speed_options, checkpoints_option, speed_options
 
 from guide.errors import GuideError
 
@@ -98,8 +98,7 @@ def erase(photo, latent, random_seed, generator_path, out_dir, method, iters, lr
     speed = dict(fused_adam=fused_adam, cuda_graph=cuda_graph, channels_last=channels_last, compile=compile_)
     config = _config(method, iters, lr, target_distance, weights, seed, eg3d_pivot, speed)
     dev = resolve_device(device)
-    if cuda_graph and dev.type != "cuda":
-        raise GuideError("--cuda-graph needs --device cuda")
+    check_speed_options(dev, cuda_graph, compile_)
     checkpoint_dir = resolve_checkpoint_dir(checkpoint_dir)
     if generator_path is None:
         from guide.checkpoints import require_checkpoint
