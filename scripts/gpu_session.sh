@@ -55,7 +55,7 @@ python3 -c "import lpips" 2>/dev/null || pip install -q --no-deps --no-index .wh
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0))"
 
 section "CUDA-marked tests of the trainer, transfers, render and encoder (pytest -m cuda)"
-run 75 python3 -m pytest -m cuda tests/guide tests/goae -q -rfEs --tb=short -p no:cacheprovider -s
+run 90 python3 -m pytest -m cuda tests/guide tests/goae -q -rfEs --tb=short -p no:cacheprovider -s
 
 section "plain TF32: forward, LTU step (reads every step), reference-style step, erase loop (kernels build here)"
 run 150 $B --precision tf32 $LTU --only forward --only ltu_step --only ltu_step_reference_style \
