@@ -2,13 +2,18 @@
 
 Measures, on CPU or CUDA, with random weights (no checkpoint needed):
   * generator forward (no grad) at the chosen size;
-  * one LTU step: `guide.trainer.LTUTrainer.step()` at the paper's settings (1 local +
-    2 adjacency + 2 global-preservation latents; tri-plane MSE, LPIPS-VGG and the IR-SE50
-    identity loss; backward into backbone.synthesis; one Adam update), and optionally the
-    same step organised as the reference code does it (for the speed-up ratio);
+  * the LTU step: `guide.trainer.LTUTrainer` at the paper's settings (1 local + 2 adjacency +
+    2 global-preservation latents; tri-plane MSE, LPIPS-VGG and the IR-SE50 identity loss;
+    backward into backbone.synthesis; one Adam update), mean over consecutive steps as the
+    erase loop runs them: the plain path reads each step's loss terms (`step()`), the fused-Adam
+    and CUDA-graph paths read them once at the end (`step_on_device()`);
+  * optionally the same step organised as the reference code does it (the speed-up ratio ×ref
+    is printed beside every LTU figure);
+  * the erase loop: guide.erase.train_ltu itself (loss log, reads, checkpoints), per step of a
+    1000-step erase with a checkpoint every 100 steps;
   * each op (bias_act, upfirdn2d) — its CUDA kernel against the PyTorch reference.
-Options: precision (fp32 / tf32 / bf16 autocast), SR in fp16 or fp32, torch.compile,
-channels_last (guide.acceleration).
+Options: precision (fp32 / tf32 / bf16 autocast), SR in fp16 or fp32, fused Adam, CUDA graph,
+torch.compile, channels_last (guide.acceleration). Peak memory is printed beside every figure.
 """
 from __future__ import annotations
 
@@ -39,9 +44,11 @@ class BenchSettings:
     precision: str = "fp32"  # fp32 | tf32 | bf16 (autocast)
     sr_fp16: bool = True  # on CUDA, run the SR blocks in fp16 as upstream (False: force fp32)
     compile: bool = False  # torch.compile synthesis / renderer / SR (guide.acceleration)
-    channels_last: bool = False  # NHWC weights for the SR and the loss networks
+    channels_last: bool = False  # NHWC weights and features: generator, LPIPS, IR-SE50
+    fused_adam: bool = False  # LTUConfig.fused_adam: no host read per step
+    cuda_graph: bool = False  # LTUConfig.cuda_graph (CUDA)
     neural_rendering_resolution: Optional[int] = None  # default: 128 full, 32 tiny
-    sections: tuple = ("forward", "ltu_step", "ops")  # also: "ltu_step_reference_style"
+    sections: tuple = ("forward", "ltu_step", "erase_loop", "ops")  # also: "ltu_step_reference_style"
     seed: int = 0
 
 
@@ -69,6 +76,24 @@ def _reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+
+
+def time_loop(fn: Callable[[], object], device: torch.device, steps: int, warmup: int,
+              finish: Callable[[], object] = lambda: None) -> tuple[float, float]:
+    """Mean milliseconds per call of fn over `steps` consecutive calls (then `finish()`, and one
+    wait for the device at the end: work may overlap between calls, as in a training loop), and
+    peak memory in MiB."""
+    for _ in range(warmup):
+        fn()
+    finish()
+    _sync(device)
+    _reset_peak(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    finish()
+    _sync(device)
+    return (time.perf_counter() - start) * 1000 / steps, _peak_mb(device)
 
 
 def time_it(fn: Callable[[], object], device: torch.device, steps: int, warmup: int) -> tuple[float, float]:
@@ -104,8 +129,8 @@ def _cameras(n: int, device: torch.device, generator: torch.Generator) -> torch.
 
 
 def _autocast(settings: BenchSettings, device: torch.device):
-    if settings.precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if settings.precision == "bf16":  # no cast cache: a CUDA graph must not capture cached casts
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False)
     return torch.autocast(device_type=device.type, enabled=False)
 
 
@@ -115,7 +140,7 @@ def bench_forward(settings: BenchSettings, device: torch.device) -> BenchResult:
     c = _cameras(settings.batch, device, rng)
     ws = G.mapping(torch.randn(settings.batch, G.z_dim, generator=rng).to(device), c)
     if settings.channels_last:
-        to_channels_last(G.superresolution)
+        to_channels_last(G)
     if settings.compile:
         compile_generator(G)
 
@@ -128,12 +153,9 @@ def bench_forward(settings: BenchSettings, device: torch.device) -> BenchResult:
                        {"batch": settings.batch, "unit": "images/s"})
 
 
-def bench_ltu_step(settings: BenchSettings, device: torch.device, reference_style: bool = False) -> BenchResult:
-    """One LTU step at the paper's settings: ours is `guide.trainer.LTUTrainer.step()` itself
-    (LPIPS-VGG and ArcFace IR-SE50 with random weights: same cost as the real ones).
-    `reference_style` emulates how GUIDE's unlearn.py organises the same step (one latent at a
-    time, the backbone run twice per latent: get_planes, then synthesis) so the speed-up can be
-    measured on the same machine."""
+def _ltu_trainer(settings: BenchSettings, device: torch.device):
+    """An LTUTrainer at the paper's settings with random weights (LPIPS-VGG and ArcFace IR-SE50
+    too: same cost as the real ones), and its loss networks."""
     from guide.config import LTUConfig
     from guide.identity import IDLoss, ir_se50
     from guide.perceptual import lpips_vgg
@@ -149,16 +171,47 @@ def bench_ltu_step(settings: BenchSettings, device: torch.device, reference_styl
     w_u = G_src.mapping(torch.randn(1, G_src.z_dim, generator=rng).to(device), c0).detach()
     w_avg = G_src.backbone.mapping.w_avg.reshape(1, 1, -1).to(device)
     w_t = extrapolated_target(w_u, w_avg, 30.0)
-    config = LTUConfig(sr_fp32=not settings.sr_fp16, compile=settings.compile, channels_last=settings.channels_last)
+    config = LTUConfig(sr_fp32=not settings.sr_fp16, compile=settings.compile, channels_last=settings.channels_last,
+                       fused_adam=settings.fused_adam, cuda_graph=settings.cuda_graph)
     trainer = LTUTrainer(G_src, w_u, w_t, config, lpips=lp, id_loss=id_loss, seed=settings.seed)
-    losses = config.losses
+    return trainer, lp, id_loss
+
+
+def _warmup(settings: BenchSettings) -> int:
+    """Warm-up steps: at least those before a CUDA graph is captured, plus the capture itself,
+    so that the timed steps are replays."""
+    from guide.trainer import GRAPH_WARMUP_STEPS
+
+    return max(settings.warmup, GRAPH_WARMUP_STEPS + 1) if settings.cuda_graph else settings.warmup
+
+
+def _reads_every_step(settings: BenchSettings) -> bool:
+    """The plain path reads each step's terms (one host wait per step); the others read at the end."""
+    return not (settings.fused_adam or settings.cuda_graph)
+
+
+def bench_ltu_step(settings: BenchSettings, device: torch.device, reference_style: bool = False) -> BenchResult:
+    """The LTU step at the paper's settings: ours is `guide.trainer.LTUTrainer` itself.
+    `reference_style` emulates how GUIDE's unlearn.py organises the same step (one latent at a
+    time, the backbone run twice per latent: get_planes, then synthesis) so the speed-up can be
+    measured on the same machine."""
+    trainer, lp, id_loss = _ltu_trainer(settings, device)
+    rng = torch.Generator().manual_seed(settings.seed)
+    losses = trainer.config.losses
     n = 1 + losses.adj_batch + losses.global_batch
+    pending, losses = [], []  # losses of every step (warm-up included): variants compare them
 
     def step():
         with _autocast(settings, device):
             if reference_style:
                 return reference_style_step()
-            return trainer.step()
+            if _reads_every_step(settings):
+                return losses.append(trainer.step()["loss"])
+            pending.append(trainer.step_on_device())
+
+    def read():
+        losses.extend(values["loss"] for values in trainer.read(pending))
+        pending.clear()
 
     def reference_style_step():
         inputs = trainer.sample_inputs()
@@ -180,12 +233,50 @@ def bench_ltu_step(settings: BenchSettings, device: torch.device, reference_styl
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer.optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
-    ms, peak = time_it(step, device, settings.steps, settings.warmup)
+    warmup = settings.warmup if reference_style else _warmup(settings)
+    ms, peak = time_loop(step, device, settings.steps, warmup, finish=read)
     name = "ltu_step_reference_style" if reference_style else "ltu_step"
-    return BenchResult(name, ms, 1000 / ms, peak,
-                       {"batch_trainable": n, "batch_frozen": n, "unit": "steps/s",
+    extra = {"batch_trainable": n, "batch_frozen": n, "unit": "steps/s", "seconds_per_1000_steps": ms}
+    if not reference_style:
+        extra["reads"] = "every step" if _reads_every_step(settings) else "once at the end"
+        extra["loss_per_step"] = losses
+    return BenchResult(name, ms, 1000 / ms, peak, extra)
+
+
+def bench_erase_loop(settings: BenchSettings, device: torch.device) -> BenchResult:
+    """`guide.erase.train_ltu` — the loop of an erase: the steps plus what it does between them
+    (reading the terms, the loss log, the progress callback, checkpoints). Reported per step of a
+    1000-step erase with its 11 checkpoints (every 100 steps, and the final one): the loop's time
+    per step without checkpoints plus 11/1000 of one checkpoint's time."""
+    import tempfile
+    from pathlib import Path
+
+    from guide.erase import save_training_state, train_ltu
+
+    trainer, _, _ = _ltu_trainer(settings, device)
+    quiet = dict(checkpoint_every=0, progress=False, log=lambda message: None)
+    with tempfile.TemporaryDirectory() as tmp, _autocast(settings, device):
+        out = Path(tmp)
+        trainer.config.iters = _warmup(settings)
+        train_ltu(trainer, out, **quiet)  # warm-up (and the CUDA graph's capture); ends with a checkpoint
+        _sync(device)
+        _reset_peak(device)
+        start = time.perf_counter()
+        save_training_state(trainer, out, [])
+        _sync(device)
+        checkpoint_ms = (time.perf_counter() - start) * 1000
+        trainer.config.iters = _warmup(settings) + settings.steps
+        start = time.perf_counter()
+        history = train_ltu(trainer, out, **quiet)
+        _sync(device)
+        loop_ms = ((time.perf_counter() - start) * 1000 - checkpoint_ms) / settings.steps
+        peak = _peak_mb(device)
+    ms = loop_ms + checkpoint_ms * 11 / 1000
+    return BenchResult("erase_loop", ms, 1000 / ms, peak,
+                       {"unit": "steps/s", "loop_ms_per_step": round(loop_ms, 2),
+                        "checkpoint_ms": round(checkpoint_ms, 1), "steps_logged": len(history),
                         "seconds_per_1000_steps": ms})
 
 
@@ -256,25 +347,39 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] = print) 
             results.append(bench_ltu_step(settings, device))
         elif section == "ltu_step_reference_style":
             results.append(bench_ltu_step(settings, device, reference_style=True))
+        elif section == "erase_loop":
+            results.append(bench_erase_loop(settings, device))
         elif section == "ops":
             results.extend(bench_ops(settings, device))
         else:
             raise ValueError(f"unknown bench section {section!r}")
-    return {"settings": asdict(settings), "environment": environment(device),
-            "results": [asdict(r) for r in results]}
+    rows = [asdict(r) for r in results]
+    return {"settings": asdict(settings), "environment": environment(device), "results": rows,
+            "speedup_vs_reference_style": speedups(rows)}
+
+
+def speedups(results: list) -> dict:
+    """name -> how many times faster than the reference-style step (when it was measured)."""
+    reference = next((r["ms"] for r in results if r["name"] == "ltu_step_reference_style"), None)
+    if reference is None:
+        return {}
+    return {r["name"]: reference / r["ms"] for r in results
+            if r["name"].startswith(("ltu_step", "erase_loop")) and r["ms"] > 0}
 
 
 def format_table(report: dict) -> str:
     env = report["environment"]
     head = f"device: {env.get('gpu', env.get('cpu', ''))} ({env['device']}), torch {env['torch']}, " \
            f"precision {report['settings']['precision']}, config {report['settings']['config']}"
-    extras = [flag for flag in ("compile", "channels_last") if report["settings"].get(flag)]
+    extras = [flag for flag in ("compile", "channels_last", "fused_adam", "cuda_graph") if report["settings"].get(flag)]
     if extras:
         head += ", " + ", ".join(extras)
-    rows = [head, f"{'benchmark':34s} {'ms':>10s} {'per s':>9s} {'peak MiB':>9s}  notes"]
+    ratio = speedups(report["results"])
+    rows = [head, f"{'benchmark':34s} {'ms':>10s} {'per s':>9s} {'peak MiB':>9s} {'x ref':>6s}  notes"]
     for r in report["results"]:
-        notes = ", ".join(f"{k}={v}" for k, v in r["extra"].items())
-        rows.append(f"{r['name']:34s} {r['ms']:10.2f} {r['per_s']:9.2f} {r['peak_mem_mb']:9.0f}  {notes}")
+        notes = ", ".join(f"{k}={v}" for k, v in r["extra"].items() if k != "loss_per_step")  # in the JSON
+        times = f"{ratio[r['name']]:6.2f}" if r["name"] in ratio else f"{'':6s}"
+        rows.append(f"{r['name']:34s} {r['ms']:10.2f} {r['per_s']:9.2f} {r['peak_mem_mb']:9.0f} {times}  {notes}")
     return "\n".join(rows)
 
 

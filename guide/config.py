@@ -64,8 +64,11 @@ class LTUConfig:
     deterministic_render: bool = False  # fixed sampling jitter (tests); the reference samples randomly
     sr_fp32: bool = False  # on CUDA upstream runs the super-resolution in fp16; True forces fp32
     identity_chunk: int = 2  # identities rendered per forward pass when erasing several (joint mode)
-    compile: bool = False  # torch.compile the generators' synthesis, renderer and SR (guide/acceleration.py)
-    channels_last: bool = False  # NHWC weights for the super-resolution and the loss networks
+    # Speed options (guide/acceleration.py, docs/performance.md): off until a GPU measures them faster.
+    compile: bool = False  # torch.compile the generators' synthesis, renderer and SR
+    channels_last: bool = False  # NHWC weights and features in the whole generator and the loss networks
+    fused_adam: bool = False  # fused Adam; a non-finite step is masked on the device (no host read per step)
+    cuda_graph: bool = False  # capture forward+backward+Adam once as a CUDA graph (CUDA; implies fused Adam)
     losses: LossConfig = field(default_factory=LossConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
 

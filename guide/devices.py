@@ -15,3 +15,11 @@ def resolve_device(device) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise GuideError(f"--device {device} was requested but CUDA is not available on this machine")
     return resolved
+
+
+def device_generator(device, seed: int) -> torch.Generator:
+    """A seeded torch.Generator that draws on `device`. The meta device (shapes without numbers,
+    used to check a step's host traffic on a CPU-only machine) has no generators of its own and
+    takes a CPU one: its draws hold no numbers anyway."""
+    device = torch.device(device)
+    return torch.Generator(device="cpu" if device.type == "meta" else device).manual_seed(seed)

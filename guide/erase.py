@@ -29,6 +29,7 @@ from guide.ufo import ufo_target
 
 W_AVG_FILE = "w_avg_ffhqrebalanced512-128.pt"
 STATE_FILE = "checkpoint/state.pt"
+READ_EVERY_ON_ACCELERATOR = 20  # steps between reads of the loss terms from a GPU (each read waits for it)
 
 
 class OutputExistsError(GuideError):
@@ -237,12 +238,28 @@ def render_identity(G_src, G, w_u: torch.Tensor, w_t: torch.Tensor, out_dir: Pat
     }
 
 
+def save_training_state(trainer: LTUTrainer, out_dir: Path, history: List[dict]) -> None:
+    """Write the resume state (checkpoint/state.pt) and losses.jsonl of a training run, atomically."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(trainer.state_dict(), buffer)
+    (out_dir / "checkpoint").mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / "losses.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+    write_bytes_atomic(out_dir / STATE_FILE, buffer.getvalue())
+
+
 def train_ltu(trainer: LTUTrainer, out_dir: Path, *, resuming: bool = False, checkpoint_every: int = 100,
               progress: bool = True, log: Callable[[str], None] = print,
               on_step: Optional[Callable[[int, Dict[str, float]], None]] = None,
-              desc: str = "unlearning") -> List[dict]:
+              desc: str = "unlearning", read_every: Optional[int] = None) -> List[dict]:
     """Run the trainer to config.iters with resumable state in out_dir (checkpoint/state.pt and
-    losses.jsonl, saved every `checkpoint_every` steps and at the end); returns the loss history."""
+    losses.jsonl, saved every `checkpoint_every` steps and at the end); returns the loss history.
+
+    `read_every`: steps between reads of the loss terms from the device (default: every step on
+    the CPU, READ_EVERY_ON_ACCELERATOR on a GPU, where each read waits for it). Every step is
+    still logged, and the trainer also reads at every checkpoint, so a checkpoint holds the
+    state of its step."""
     iters = trainer.config.iters
     history: list = []
     losses_path = out_dir / "losses.jsonl"
@@ -253,13 +270,7 @@ def train_ltu(trainer: LTUTrainer, out_dir: Path, *, resuming: bool = False, che
         log(f"resuming at step {trainer.step_index} of {iters}")
 
     def save_state():
-        import io
-
-        buffer = io.BytesIO()
-        torch.save(trainer.state_dict(), buffer)
-        (out_dir / "checkpoint").mkdir(parents=True, exist_ok=True)
-        write_text_atomic(losses_path, "".join(json.dumps(h) + "\n" for h in history))
-        write_bytes_atomic(out_dir / STATE_FILE, buffer.getvalue())
+        save_training_state(trainer, out_dir, history)
 
     bar = None
     if progress:
@@ -278,7 +289,10 @@ def train_ltu(trainer: LTUTrainer, out_dir: Path, *, resuming: bool = False, che
             on_step(step, values)
 
     try:
-        trainer.run(callback=callback)
+        if read_every is None:
+            read_every = 1 if trainer.device.type == "cpu" else READ_EVERY_ON_ACCELERATOR
+        trainer.run(callback=callback, read_every=read_every,
+                    read_at=(lambda step: step % checkpoint_every == 0) if checkpoint_every else None)
     except NonFiniteLossError as exc:
         raise GuideError(f"{exc}: last good checkpoint in {out_dir / STATE_FILE}") from None
     finally:

@@ -13,13 +13,14 @@ Logged losses are those of the subset (identity terms summed over m identities).
 from __future__ import annotations
 
 import copy
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
 from guide.config import LTUConfig
-from guide.trainer import LTUTrainer
+from guide.errors import GuideError
+from guide.trainer import LossRecord, LTUTrainer
 
 
 class SampledLTUTrainer(LTUTrainer):
@@ -28,6 +29,8 @@ class SampledLTUTrainer(LTUTrainer):
     def __init__(self, G_src: nn.Module, w_u: torch.Tensor, w_t: torch.Tensor, config: LTUConfig, lpips: nn.Module,
                  id_loss: Optional[nn.Module] = None, seed: int = 0, sample: int = 8):
         total = w_u.shape[0]
+        if config.cuda_graph:
+            raise GuideError("sample_identities cannot use a CUDA graph: the step's identities change every step")
         self.sample = max(1, min(int(sample), total))
         scaled = copy.deepcopy(config)
         scaled.losses.global_weight = config.losses.global_weight * self.sample / total
@@ -41,13 +44,13 @@ class SampledLTUTrainer(LTUTrainer):
         order = torch.randperm(self.all_w_u.shape[0], generator=self.subset_rng)
         return order[: self.sample].sort().values
 
-    def step(self) -> Dict[str, float]:
+    def step_on_device(self) -> LossRecord:
         subset = self.draw_subset()
         self.last_subset = subset
         index = subset.to(self.all_w_u.device)
         self.w_u, self.w_t = self.all_w_u[index], self.all_w_t[index]
         try:
-            return super().step()
+            return super().step_on_device()
         finally:
             self.w_u, self.w_t = self.all_w_u, self.all_w_t
 

@@ -10,3 +10,35 @@ def checkpoints_option(dest: str = "checkpoints"):
     """--checkpoints DIR (default: $GUIDE_CHECKPOINTS, else ./checkpoints), stored in `dest`."""
     return click.option("--checkpoints", dest, type=click.Path(file_okay=False, path_type=Path), default=None,
                         help="Checkpoint directory (default: $GUIDE_CHECKPOINTS, else ./checkpoints).")
+
+
+def speed_options(command):
+    """--fused-adam, --cuda-graph, --channels-last, --compile: the LTU step's opt-in speed options
+    (LTUConfig fields of the same names; docs/performance.md has what each measured)."""
+    options = [
+        click.option("--fused-adam", is_flag=True,
+                     help="Fused Adam: no host read per step (a NaN/inf step is masked on the device). "
+                          "Opt-in until measured faster; results differ from the default Adam by rounding."),
+        click.option("--cuda-graph", is_flag=True,
+                     help="CUDA only: capture forward+backward+Adam once as a CUDA graph and replay it "
+                          "(implies fused Adam). Opt-in until measured faster."),
+        click.option("--channels-last", is_flag=True,
+                     help="Channels-last (NHWC) features and weights in the whole generator and the loss "
+                          "networks. Opt-in until measured faster."),
+        click.option("--compile", "compile_", is_flag=True,
+                     help="torch.compile the generators' synthesis network, renderer and super-resolution; "
+                          "the compile time counts in every run. Opt-in until measured faster."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def check_speed_options(device, cuda_graph: bool, compile_: bool) -> None:
+    """One-line errors for combinations of speed options that cannot run, before any work."""
+    from guide.errors import GuideError
+
+    if cuda_graph and device.type != "cuda":
+        raise GuideError("--cuda-graph needs --device cuda")
+    if cuda_graph and compile_:
+        raise GuideError("use either --compile or --cuda-graph, not both")

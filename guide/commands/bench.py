@@ -5,38 +5,40 @@ from pathlib import Path
 
 import click
 
+from guide.commands._options import check_speed_options, speed_options
+
 
 @click.command()
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--config", type=click.Choice(["full", "tiny"]), default="full", show_default=True,
               help="full = the ffhqrebalanced512-128 architecture (random weights); tiny = small test model.")
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Batch of the forward benchmark.")
-@click.option("--steps", type=click.IntRange(1), default=5, show_default=True, help="Timed repetitions (median).")
+@click.option("--steps", type=click.IntRange(1), default=5, show_default=True, help="Timed repetitions (LTU step and erase loop: mean of consecutive steps; forward and ops: median).")
 @click.option("--warmup", type=click.IntRange(0), default=2, show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"]), default="fp32", show_default=True,
               help="fp32: exact; tf32: TF32 matmul/conv; bf16: autocast to bfloat16.")
 @click.option("--sr-fp32", is_flag=True, help="On CUDA, run the super-resolution blocks in fp32 instead of "
               "upstream's fp16.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the generators' synthesis network, "
-              "renderer and super-resolution (first steps include compile time: use --warmup).")
-@click.option("--channels-last", is_flag=True, help="Channels-last (NHWC) weights for the super-resolution "
-              "and the loss networks.")
+@speed_options
 @click.option("--nrr", "neural_rendering_resolution", type=click.IntRange(8), default=None,
               help="Neural rendering resolution (default: 128 full, 32 tiny).")
-@click.option("--only", "sections", multiple=True, type=click.Choice(["forward", "ltu_step", "ltu_step_reference_style", "ops"]),
-              help="Run only these sections (repeatable).")
+@click.option("--only", "sections", multiple=True,
+              type=click.Choice(["forward", "ltu_step", "ltu_step_reference_style", "erase_loop", "ops"]),
+              help="Run only these sections (repeatable; ltu_step_reference_style adds the x ref column).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the results as JSON here.")
-def bench(device, config, batch, steps, warmup, precision, sr_fp32, compile_, channels_last,
+def bench(device, config, batch, steps, warmup, precision, sr_fp32, fused_adam, cuda_graph, channels_last, compile_,
           neural_rendering_resolution, sections, json_path) -> None:
-    """Measure speed and peak memory: generator forward, one LTU step, and the ops."""
+    """Measure speed and peak memory: generator forward, the LTU step, the erase loop around it,
+    and the ops."""
     from guide.bench import BenchSettings, format_table, run_bench, write_json
     from guide.devices import resolve_device
 
-    resolve_device(device)
+    check_speed_options(resolve_device(device), cuda_graph, compile_)
     settings = BenchSettings(
         device=device, config=config, batch=batch, steps=steps, warmup=warmup, precision=precision,
-        sr_fp16=not sr_fp32, compile=compile_, channels_last=channels_last,
+        sr_fp16=not sr_fp32, compile=compile_, channels_last=channels_last, fused_adam=fused_adam,
+        cuda_graph=cuda_graph,
         neural_rendering_resolution=neural_rendering_resolution,
         sections=tuple(sections) or BenchSettings.sections,
     )

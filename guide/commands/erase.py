@@ -5,14 +5,14 @@ from pathlib import Path
 
 import click
 
-from guide.commands._options import checkpoints_option
+from guide.commands._options import check_speed_options, checkpoints_option, speed_options
 
 from guide.errors import GuideError
 
 DEFAULT_GENERATOR = "ffhqrebalanced512-128.pkl"
 
 
-def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot):
+def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot, speed: dict):
     from guide.config import method_preset
 
     config = method_preset(method)
@@ -28,6 +28,8 @@ def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot)
             setattr(config.ltu.losses, name, value)
     if eg3d_pivot:
         config.ltu.camera.pivot = (0.0, 0.0, 0.2)
+    for name, value in speed.items():
+        setattr(config.ltu, name, value)
     return config
 
 
@@ -63,12 +65,13 @@ def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
 @click.option("--export-pkl", is_flag=True, help="Also write generator.pkl in EG3D's format (needs a .pkl source).")
+@speed_options
 @click.option("--random-networks", is_flag=True, hidden=True,
               help="Testing only: LPIPS and ArcFace with random weights instead of the checkpoint files.")
 def erase(photo, latent, random_seed, generator_path, out_dir, method, iters, lr, target_distance, local_mse,
           local_lpips, local_id, adj_mse, adj_lpips, adj_id, adj_batch, adj_alpha_max, global_weight,
           global_batch, eg3d_pivot, seed, device, checkpoint_dir, checkpoint_every, resume, overwrite,
-          export_pkl, random_networks) -> None:
+          export_pkl, fused_adam, cuda_graph, channels_last, compile_, random_networks) -> None:
     """Erase the person in PHOTO (or --latent / --random-seed) from the generator.
 
     Preprocess and invert the photo (GOAE), pick the UFO target, fine-tune the synthesis
@@ -92,8 +95,10 @@ def erase(photo, latent, random_seed, generator_path, out_dir, method, iters, lr
     weights = dict(local_mse=local_mse, local_lpips=local_lpips, local_id=local_id, adj_mse=adj_mse,
                    adj_lpips=adj_lpips, adj_id=adj_id, adj_batch=adj_batch, adj_alpha_max=adj_alpha_max,
                    global_weight=global_weight, global_batch=global_batch)
-    config = _config(method, iters, lr, target_distance, weights, seed, eg3d_pivot)
+    speed = dict(fused_adam=fused_adam, cuda_graph=cuda_graph, channels_last=channels_last, compile=compile_)
+    config = _config(method, iters, lr, target_distance, weights, seed, eg3d_pivot, speed)
     dev = resolve_device(device)
+    check_speed_options(dev, cuda_graph, compile_)
     checkpoint_dir = resolve_checkpoint_dir(checkpoint_dir)
     if generator_path is None:
         from guide.checkpoints import require_checkpoint

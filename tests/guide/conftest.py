@@ -40,6 +40,26 @@ def tiny_generator_factory():
     return build
 
 
+class TinyPerceptual(nn.Module):
+    """A stand-in for LPIPS where its value does not matter (the step's structure, speed options):
+    per-sample mean squared difference of one frozen random conv layer, [N] like LPIPS."""
+
+    def __init__(self, seed: int = 1):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, 4, 3, stride=2)
+        self.requires_grad_(False)
+
+    def forward(self, x, y):
+        return (self.conv(x) - self.conv(y)).square().flatten(1).mean(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_lpips():
+    with torch.random.fork_rng(devices=[]):
+        return TinyPerceptual()
+
+
 @pytest.fixture(scope="session")
 def random_lpips():
     from guide.perceptual import lpips_vgg

@@ -28,3 +28,21 @@ def test_bench_cuda_absent_is_one_line_error():
     assert result.exit_code == 2
     assert "CUDA is not available" in result.output
     assert "Traceback" not in result.output
+
+
+def test_table_prints_speedup_over_reference_style_and_peak_memory():
+    from guide.bench import format_table, speedups
+
+    def row(name, ms, peak):
+        return {"name": name, "ms": ms, "per_s": 1000 / ms, "peak_mem_mb": peak, "extra": {"loss_per_step": [1.0]}}
+
+    results = [row("generator_forward", 20.0, 1200), row("ltu_step", 100.0, 16000),
+               row("ltu_step_reference_style", 600.0, 17000), row("erase_loop", 120.0, 16100)]
+    assert speedups(results) == {"ltu_step": 6.0, "ltu_step_reference_style": 1.0, "erase_loop": 5.0}
+    report = {"environment": {"device": "cuda", "torch": "2", "gpu": "GPU"}, "results": results,
+              "settings": {"precision": "tf32", "config": "full", "cuda_graph": True}}
+    lines = format_table(report).splitlines()
+    assert "cuda_graph" in lines[0] and "x ref" in lines[1] and "peak MiB" in lines[1]
+    assert lines[3].split()[1:5] == ["100.00", "10.00", "16000", "6.00"]
+    assert lines[5].split()[4] == "5.00" and "loss_per_step" not in lines[3]
+    assert speedups(results[:2]) == {}  # no reference-style row, no ratio

@@ -141,3 +141,40 @@ def test_erase_from_a_photo(tiny_generator_factory, networks, tmp_path, monkeypa
     assert settings["identity"] == {"kind": "photo", "value": str(photo)}
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
     assert 0 <= metrics["ID"] <= 1.0001 and "pixel_l1_after_target" in metrics  # eval_id merged its keys
+
+
+def test_loop_reads_in_batches_logs_every_step_and_checkpoints_its_own_step(tiny_generator_factory, tiny_lpips,
+                                                                             tmp_path, monkeypatch):
+    """train_ltu with reads every 5 steps and checkpoints every 2: every step reaches the log in
+    order, and whenever a checkpoint is written the trainer is at that checkpoint's step. The
+    step itself is replaced by a stub that only counts (the loop is what is tested)."""
+    from guide.erase import train_ltu
+    from guide.trainer import LossRecord
+    from tests.guide.trainer_utils import make_trainer
+
+    trainer = make_trainer(tiny_generator_factory, tiny_lpips, None, iters=7)
+    trainer.layout = [["loss"]]
+
+    def stub_step():
+        record = LossRecord(trainer.step_index, torch.tensor([float(trainer.step_index)]))
+        trainer.step_index += 1
+        return record
+
+    monkeypatch.setattr(trainer, "step_on_device", stub_step)
+    saved = []
+    monkeypatch.setattr("guide.erase.save_training_state",
+                        lambda t, out, history: saved.append((t.step_index, len(history))))
+    delivered = []
+    history = train_ltu(trainer, tmp_path, checkpoint_every=2, read_every=5, progress=False, log=lambda m: None,
+                        on_step=lambda step, values: delivered.append((step, trainer.step_index)))
+    assert [h["step"] for h in history] == list(range(1, 8)) and [h["loss"] for h in history] == list(range(7))
+    assert saved == [(2, 2), (4, 4), (6, 6), (7, 7)]  # periodic checkpoints, then the final one
+    assert delivered == [(1, 2), (2, 2), (3, 4), (4, 4), (5, 6), (6, 6), (7, 7)]
+
+
+def test_cuda_graph_without_cuda_is_one_line_error(tmp_path):
+    if torch.cuda.is_available():
+        return
+    result = CliRunner().invoke(cli, ["erase", "--random-seed", "1", "--out", str(tmp_path / "out"), "--cuda-graph"])
+    assert result.exit_code == 2 and "--cuda-graph needs --device cuda" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()

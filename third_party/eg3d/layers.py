@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import randomness
 from .ops import bias_act, setup_filter, upfirdn2d
 from .ops.bias_act import ACTIVATIONS
 from .ops.upfirdn2d import filter_size, parse_padding
@@ -244,16 +245,18 @@ class SynthesisLayer(nn.Module):
         noise_mode: str = "random",
         fused_modconv: bool = True,
         gain: float = 1,
-        noise_generator: Optional[torch.Generator] = None,
+        noise_generator: randomness.Source = None,
     ) -> torch.Tensor:
+        """noise_generator: where random noise comes from (eg3d.randomness: None = global RNG,
+        a torch.Generator, or a recorder / replay of pre-drawn noise)."""
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}")
         styles = self.affine(w)
 
         noise = None
         if self.use_noise and noise_mode == "random":
-            noise = torch.randn(
-                [x.shape[0], 1, self.resolution, self.resolution], device=x.device, generator=noise_generator
+            noise = randomness.randn(
+                [x.shape[0], 1, self.resolution, self.resolution], generator=noise_generator, device=x.device
             ) * self.noise_strength
         if self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength

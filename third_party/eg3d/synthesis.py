@@ -48,6 +48,7 @@ class SynthesisBlock(nn.Module):
         self.architecture = architecture
         self.use_fp16 = use_fp16
         self.channels_last = use_fp16 and fp16_channels_last
+        self.memory_format: Optional[torch.memory_format] = None  # set_memory_format: overrides the rule above
         self.fused_modconv_default = fused_modconv_default
         self.upsample = upsample
         self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
@@ -96,14 +97,16 @@ class SynthesisBlock(nn.Module):
             force_fp32 = True
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
+        if self.memory_format is not None:
+            memory_format = self.memory_format
         if fused_modconv is None:
             fused_modconv = self.fused_modconv_default
         if fused_modconv == "inference_only":
             fused_modconv = not self.training
 
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype, memory_format=memory_format)
-            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.const.to(dtype=dtype, memory_format=torch.contiguous_format)  # 3-D: no channels_last
+            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1]).contiguous(memory_format=memory_format)
             x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
         else:
             expected = self.resolution // 2 if self.upsample else self.resolution
@@ -221,3 +224,16 @@ class StyleGAN2Backbone(nn.Module):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_emas=update_emas)
         return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+
+
+def set_memory_format(module: nn.Module, memory_format: Optional[torch.memory_format]) -> nn.Module:
+    """Make every SynthesisBlock inside `module` (the backbone's and the super-resolution's) run
+    on features of `memory_format` in any precision, and store the modules' 4-D weights in it;
+    None restores upstream's rule (channels-last only for fp16 blocks built with
+    fp16_channels_last, weights contiguous). Returns `module`. Only the memory layout changes:
+    the results differ by floating-point rounding at most."""
+    for block in module.modules():
+        if isinstance(block, SynthesisBlock):
+            block.memory_format = memory_format
+    module.to(memory_format=memory_format or torch.contiguous_format)
+    return module

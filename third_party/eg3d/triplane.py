@@ -128,7 +128,8 @@ class TriPlaneGenerator(nn.Module):
         noise_mode: backbone noise, 'random' (upstream default), 'const' or 'none'; the
         super-resolution always uses rendering_kwargs['superresolution_noise_mode'].
         deterministic: fixed stratified jitter and importance uniforms (see README).
-        generator: RNG for every random draw of this call (default: the global RNG).
+        generator: RNG for every random draw of this call (default: the global RNG), or a
+        recorder / replay of pre-drawn numbers (eg3d.randomness: draws made ahead of the call).
         return_planes: also return the tri-planes [N,3,32,256,256] under 'planes' (what
         upstream's get_planes(ws) computes, here from the same backbone pass).
         Like upstream, a given neural_rendering_resolution becomes the new default.
@@ -167,6 +168,8 @@ class TriPlaneGenerator(nn.Module):
         depth_image = depth_samples.permute(0, 2, 1).reshape(n, 1, h, w)
         rgb_image = feature_image[:, :3]
         sr_kwargs = {k: v for k, v in synthesis_kwargs.items() if k != "noise_mode"}
+        if generator is not None:  # random super-resolution noise (not EG3D's FFHQ setting) draws from it too
+            sr_kwargs["noise_generator"] = generator
         with record_function("eg3d.superresolution"):
             sr_out = self.superresolution(
                 rgb_image, feature_image, ws, noise_mode=self.rendering_kwargs["superresolution_noise_mode"],

@@ -393,7 +393,7 @@ def bias_act(
 def _taps(f: Optional[torch.Tensor], flip_filter: bool, gain: float, device) -> torch.Tensor:
     """The float32 [fh, fw] correlation kernel that the reference convolves with."""
     if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32)
+        f = torch.ones([1, 1], dtype=torch.float32, device=device)  # made on the device: no host copy
     f = f.detach().to(device=device, dtype=torch.float32)
     if f.ndim == 1:
         f = f[:, None] * f[None, :]  # separable: rows along y, columns along x

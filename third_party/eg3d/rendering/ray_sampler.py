@@ -39,32 +39,33 @@ class RaySampler(nn.Module):
 
 def get_ray_limits_box(rays_o: torch.Tensor, rays_d: torch.Tensor, box_side_length: float):
     """Entry and exit distances of rays through the axis-aligned cube of side `box_side_length`
-    centred at the origin (slab method). Rays that miss get tmin = -1, tmax = -2."""
+    centred at the origin (slab method). Rays that miss get tmin = -1, tmax = -2. Element-wise
+    selections only: no host copy, no wait for the GPU."""
     shape = rays_o.shape
     rays_o = rays_o.detach().reshape(-1, 3)
     rays_d = rays_d.detach().reshape(-1, 3)
-    half = box_side_length / 2
-    bounds = torch.tensor([[-half] * 3, [half] * 3], dtype=rays_o.dtype, device=rays_o.device)
-    is_valid = torch.ones(rays_o.shape[:-1], dtype=torch.bool, device=rays_o.device)
+    half = torch.full((), box_side_length / 2, dtype=rays_o.dtype, device=rays_o.device)
 
     invdir = 1 / rays_d
-    sign = (invdir < 0).long()
 
     def slab(axis):
-        lo = (bounds.index_select(0, sign[..., axis])[..., axis] - rays_o[..., axis]) * invdir[..., axis]
-        hi = (bounds.index_select(0, 1 - sign[..., axis])[..., axis] - rays_o[..., axis]) * invdir[..., axis]
+        negative = invdir[..., axis] < 0  # the ray enters through the +half face
+        near = torch.where(negative, half, -half)
+        far = torch.where(negative, -half, half)
+        lo = (near - rays_o[..., axis]) * invdir[..., axis]
+        hi = (far - rays_o[..., axis]) * invdir[..., axis]
         return lo, hi
 
     tmin, tmax = slab(0)
     tymin, tymax = slab(1)
-    is_valid[torch.logical_or(tmin > tymax, tymin > tmax)] = False
+    is_valid = ~torch.logical_or(tmin > tymax, tymin > tmax)
     tmin = torch.max(tmin, tymin)
     tmax = torch.min(tmax, tymax)
     tzmin, tzmax = slab(2)
-    is_valid[torch.logical_or(tmin > tzmax, tzmin > tmax)] = False
+    is_valid = is_valid & ~torch.logical_or(tmin > tzmax, tzmin > tmax)
     tmin = torch.max(tmin, tzmin)
     tmax = torch.min(tmax, tzmax)
 
-    tmin[~is_valid] = -1
-    tmax[~is_valid] = -2
+    tmin = torch.where(is_valid, tmin, -1)
+    tmax = torch.where(is_valid, tmax, -2)
     return tmin.reshape(*shape[:-1], 1), tmax.reshape(*shape[:-1], 1)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import randomness
+from ..randomness import Source
 from .ray_marcher import MipRayMarcher2
 from .ray_sampler import get_ray_limits_box
 
@@ -25,12 +27,15 @@ def generate_planes() -> torch.Tensor:
     )
 
 
-def project_onto_planes(planes: torch.Tensor, coordinates: torch.Tensor) -> torch.Tensor:
-    """coordinates [N,M,3] -> 2-D projections [N·n_planes, M, 2]."""
+def project_onto_planes(planes: torch.Tensor, coordinates: torch.Tensor,
+                        inverse: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """coordinates [N,M,3] -> 2-D projections [N·n_planes, M, 2]. `inverse`: torch.linalg.inv(planes)
+    when the caller has it already (the inversion checks for errors, which waits for the GPU)."""
     n, m, _ = coordinates.shape
     n_planes = planes.shape[0]
     coordinates = coordinates.unsqueeze(1).expand(-1, n_planes, -1, -1).reshape(n * n_planes, m, 3)
-    inv_planes = torch.linalg.inv(planes).unsqueeze(0).expand(n, -1, -1, -1).reshape(n * n_planes, 3, 3)
+    inverse = torch.linalg.inv(planes) if inverse is None else inverse
+    inv_planes = inverse.unsqueeze(0).expand(n, -1, -1, -1).reshape(n * n_planes, 3, 3)
     return torch.bmm(coordinates, inv_planes)[..., :2]
 
 
@@ -41,14 +46,15 @@ def sample_from_planes(
     mode: str = "bilinear",
     padding_mode: str = "zeros",
     box_warp: float = 2,
+    inverse_axes: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Bilinearly sample features [N,3,C,H,W] at world points [N,M,3] (scaled by 2/box_warp
-    into [-1,1]); returns [N, 3, M, C]."""
+    into [-1,1]); returns [N, 3, M, C]. `inverse_axes`: see project_onto_planes."""
     n, n_planes, c, h, w = plane_features.shape
     _, m, _ = coordinates.shape
     plane_features = plane_features.view(n * n_planes, c, h, w)
     coordinates = (2 / box_warp) * coordinates
-    projected = project_onto_planes(plane_axes, coordinates).unsqueeze(1)
+    projected = project_onto_planes(plane_axes, coordinates, inverse_axes).unsqueeze(1)
     out = F.grid_sample(plane_features, projected.float(), mode=mode, padding_mode=padding_mode, align_corners=False)
     return out.permute(0, 3, 2, 1).reshape(n, n_planes, m, c)
 
@@ -63,12 +69,27 @@ def _linspace_per_ray(start: torch.Tensor, stop: torch.Tensor, num: int) -> torc
 class ImportanceRenderer(nn.Module):
     """Renders tri-planes along rays. Two random draws (stratified jitter and the
     importance-sampling uniforms) can be replaced by fixed values with `deterministic=True`:
-    jitter 0.5 and u = linspace(0, 1, N_importance) (EG3D's own `det` branch)."""
+    jitter 0.5 and u = linspace(0, 1, N_importance) (EG3D's own `det` branch).
+
+    A render neither waits for the GPU nor copies from host memory: the planes' inverse is
+    computed once, on the CPU, and moves with the module; automatic ray bounds are fixed up
+    without reading values."""
 
     def __init__(self):
         super().__init__()
         self.ray_marcher = MipRayMarcher2()
         self.register_buffer("plane_axes", generate_planes(), persistent=False)
+        # torch.linalg.inv(plane_axes). Not a buffer (the state layout stays upstream's); _apply moves it.
+        self._inverse_axes = torch.linalg.inv(self.plane_axes)
+
+    def _apply(self, fn, recurse=True):
+        module = super()._apply(fn, recurse)
+        self._inverse_axes = fn(self._inverse_axes)
+        return module
+
+    def inverse_plane_axes(self) -> torch.Tensor:
+        """torch.linalg.inv(plane_axes), on the module's device (inverting there would wait for it)."""
+        return self._inverse_axes
 
     def forward(
         self,
@@ -78,18 +99,16 @@ class ImportanceRenderer(nn.Module):
         ray_directions: torch.Tensor,
         rendering_options: dict,
         deterministic: bool = False,
-        generator: Optional[torch.Generator] = None,
+        generator: Source = None,
         return_internals: bool = False,
     ):
-        """planes [N,3,C,H,W], rays [N,M,3] -> (features [N,M,C], depth [N,M,1], opacity [N,M,1])."""
+        """planes [N,3,C,H,W], rays [N,M,3] -> (features [N,M,C], depth [N,M,1], opacity [N,M,1]).
+        generator: where the random draws come from (see eg3d.randomness)."""
         opts = rendering_options
         ray_start, ray_end = opts["ray_start"], opts["ray_end"]
         if ray_start == "auto" and ray_end == "auto":
             ray_start, ray_end = get_ray_limits_box(ray_origins, ray_directions, box_side_length=opts["box_warp"])
-            is_ray_valid = ray_end > ray_start
-            if torch.any(is_ray_valid).item():
-                ray_start[~is_ray_valid] = ray_start[is_ray_valid].min()
-                ray_end[~is_ray_valid] = ray_start[is_ray_valid].max()
+            ray_start, ray_end = fill_invalid_bounds(ray_start, ray_end)
         depths_coarse = self.sample_stratified(
             ray_origins, ray_start, ray_end, opts["depth_resolution"], opts.get("disparity_space_sampling", False),
             deterministic=deterministic, generator=generator,
@@ -129,16 +148,16 @@ class ImportanceRenderer(nn.Module):
         result = (rgb_final, depth_final, weights.sum(2))
         return (*result, internals) if return_internals else result
 
-    def run_model(self, planes, decoder, sample_coordinates, sample_directions, options, generator=None):
+    def run_model(self, planes, decoder, sample_coordinates, sample_directions, options, generator: Source = None):
         """Sample the planes at the points and decode them ({'rgb', 'sigma'})."""
         features = sample_from_planes(
-            self.plane_axes.to(planes.device), planes, sample_coordinates, padding_mode="zeros",
-            box_warp=options["box_warp"],
+            self.plane_axes, planes, sample_coordinates, padding_mode="zeros", box_warp=options["box_warp"],
+            inverse_axes=self.inverse_plane_axes(),
         )
         out = decoder(features, sample_directions)
         density_noise = options.get("density_noise", 0)
         if density_noise > 0:
-            noise = torch.randn(out["sigma"].shape, device=out["sigma"].device, generator=generator)
+            noise = randomness.randn(out["sigma"].shape, generator=generator, device=out["sigma"].device)
             out["sigma"] = out["sigma"] + noise * density_noise
         return out
 
@@ -162,7 +181,7 @@ class ImportanceRenderer(nn.Module):
         depth_resolution: int,
         disparity_space_sampling: bool = False,
         deterministic: bool = False,
-        generator: Optional[torch.Generator] = None,
+        generator: Source = None,
     ) -> torch.Tensor:
         """Evenly spaced depths [N,M,D,1] plus a jitter of U(0,1) (or 0.5) times the spacing."""
         n, m, _ = ray_origins.shape
@@ -171,7 +190,7 @@ class ImportanceRenderer(nn.Module):
         def jitter(like):
             if deterministic:
                 return torch.full_like(like, 0.5)
-            return torch.rand(like.shape, device=like.device, dtype=like.dtype, generator=generator)
+            return randomness.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
         if disparity_space_sampling:
             depths = torch.linspace(0, 1, depth_resolution, device=device).reshape(1, 1, depth_resolution, 1)
@@ -193,7 +212,7 @@ class ImportanceRenderer(nn.Module):
         weights: torch.Tensor,
         n_importance: int,
         deterministic: bool = False,
-        generator: Optional[torch.Generator] = None,
+        generator: Source = None,
     ) -> torch.Tensor:
         """Draw `n_importance` depths per ray from the smoothed coarse weights (no gradient).
 
@@ -218,7 +237,7 @@ class ImportanceRenderer(nn.Module):
         n_importance: int,
         deterministic: bool = False,
         eps: float = 1e-5,
-        generator: Optional[torch.Generator] = None,
+        generator: Source = None,
     ) -> torch.Tensor:
         """Inverse-transform sampling of a piecewise-constant pdf (weights [R,K]) over bin
         edges `bins` [R,≥K+1]; returns [R, n_importance] (not sorted)."""
@@ -230,7 +249,7 @@ class ImportanceRenderer(nn.Module):
         if deterministic:
             u = torch.linspace(0, 1, n_importance, device=bins.device).expand(n_rays, n_importance)
         else:
-            u = torch.rand(n_rays, n_importance, device=bins.device, generator=generator)
+            u = randomness.rand((n_rays, n_importance), generator=generator, device=bins.device)
         u = u.contiguous()
 
         inds = torch.searchsorted(cdf, u, right=True)
@@ -243,3 +262,15 @@ class ImportanceRenderer(nn.Module):
         denom = cdf_g[..., 1] - cdf_g[..., 0]
         denom = torch.where(denom < eps, torch.ones_like(denom), denom)
         return bins_g[..., 0] + (u - cdf_g[..., 0]) / denom * (bins_g[..., 1] - bins_g[..., 0])
+
+
+def fill_invalid_bounds(ray_start: torch.Tensor, ray_end: torch.Tensor):
+    """Rays that miss the box (end <= start) get start = the smallest start of the rays that hit
+    it and end = the largest such start (upstream's choice); unchanged when no ray hits. Written
+    with torch.where instead of boolean indexing, so it never waits for the GPU."""
+    valid = ray_end > ray_start
+    any_valid = valid.any()
+    smallest = torch.where(valid, ray_start, torch.full_like(ray_start, float("inf"))).amin()
+    largest = torch.where(valid, ray_start, torch.full_like(ray_start, float("-inf"))).amax()
+    fill = torch.logical_and(~valid, any_valid)
+    return torch.where(fill, smallest, ray_start), torch.where(fill, largest, ray_end)
