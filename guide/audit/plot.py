@@ -38,14 +38,14 @@ def _polyline(draw: ImageDraw.ImageDraw, points: Sequence[Tuple[float, float]], 
 
 
 def leakage_png(radii: Sequence[float], series: List[dict], level: Optional[float], level_label: str,
-                trained_radius: Optional[float], width: int = 860, height: int = 480) -> bytes:
+                trained_radius: Optional[float], width: int = 1000, height: int = 480) -> bytes:
     """Line plot of similarity against radius. ``series``: dicts with ``label``, ``values`` (one per
     radius, None for a gap), ``colour`` and ``dashed``; ``level``: the acceptance level (a dashed
     black line); ``trained_radius``: the adjacency loss's α range, shaded."""
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font, small = _font(14), _font(12)
-    left, right, top, bottom = 70, width - 20, 40, height - 60
+    left, right, top, bottom = 70, width - 290, 40, height - 60  # the legend sits right of the plot
     values = [v for s in series for v in s["values"] if v is not None] + ([level] if level is not None else [])
     y_low = min(0.0, float(np.floor(min(values, default=0.0) * 5) / 5))
     x_high = max(max(radii), 1e-6)
@@ -57,7 +57,8 @@ def leakage_png(radii: Sequence[float], series: List[dict], level: Optional[floa
         x0, _ = xy(0.0, 0.0)
         x1, _ = xy(min(trained_radius, x_high), 0.0)
         draw.rectangle([x0, top, x1, bottom], fill=(238, 238, 238))
-        draw.text((x0 + 4, top + 4), f"adjacency loss trains r <= {trained_radius:g}", fill=(110, 110, 110), font=small)
+        draw.text((x0 + 4, bottom - 18), f"adjacency loss trains r <= {trained_radius:g}", fill=(110, 110, 110),
+                  font=small)
     for tick in np.arange(y_low, 1.0001, 0.2):
         _, y = xy(0.0, tick)
         draw.line([(left, y), (right, y)], fill=(225, 225, 225))
@@ -81,8 +82,8 @@ def leakage_png(radii: Sequence[float], series: List[dict], level: Optional[floa
         for x, y in points:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=s["colour"])
     for i, s in enumerate(series):
-        y = top + 28 + 18 * i
-        x = right - 250
+        y = top + 18 * i
+        x = right + 20
         _polyline(draw, [(x, y + 7), (x + 30, y + 7)], s["colour"], s["dashed"])
         draw.text((x + 36, y), s["label"], fill=(0, 0, 0), font=small)
     buffer = io.BytesIO()

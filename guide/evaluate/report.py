@@ -88,7 +88,8 @@ def _grid_image(run: EraseOutput) -> Optional[Any]:
 def warnings_for(metrics: Mapping[str, Any]) -> List[str]:
     """Plain-text cautions that change how the numbers read."""
     out = []
-    evaluation = metrics.get("evaluation") or {}
+    evaluation = metrics.get("evaluation")
+    evaluation = evaluation if isinstance(evaluation, Mapping) else {}  # batches record a line of text there
     if evaluation.get("random_networks"):
         out.append("Evaluated with RANDOM-weight identity and Inception networks (test/demo mode): "
                    "the numbers carry no meaning.")

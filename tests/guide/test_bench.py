@@ -1,6 +1,7 @@
 """`guide bench` runs end to end on the tiny model and writes a valid report."""
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from guide.cli import cli
@@ -28,3 +29,20 @@ def test_bench_cuda_absent_is_one_line_error():
     assert result.exit_code == 2
     assert "CUDA is not available" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_bench_audit_section_estimates_from_its_parts(tmp_path):
+    from guide.audit import audit_workload
+    from guide.config import AuditConfig
+
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(cli, ["bench", "--config", "tiny", "--only", "audit", "--steps", "1", "--warmup", "0",
+                                      "--nrr", "16", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(out.read_text())["results"]}
+    assert set(rows) == {"audit_attack_step", "audit_render", "audit_score_image", "audit_estimate"}
+    work = audit_workload(AuditConfig())
+    expected = (work["attack_steps"] * rows["audit_attack_step"]["ms"] + work["renders"] * rows["audit_render"]["ms"]
+                + work["scored_images"] * rows["audit_score_image"]["ms"]) / 1000
+    assert rows["audit_estimate"]["extra"]["estimated_audit_seconds"] == pytest.approx(expected, abs=0.05)
