@@ -58,8 +58,7 @@ def photo_of(config: dict, override: Optional[Path]) -> Optional[Path]:
     return path
 
 
-def load_photo(path: Path, camera: CameraConfig, w_avg: torch.Tensor, checkpoint_dir, device, models=None,
-               *, invert: bool = True) -> Photo:
+def load_photo(path: Path, camera: CameraConfig, w_avg: torch.Tensor, checkpoint_dir, device, models=None) -> Photo:
     """Align ``path`` (MTCNN, as `guide preprocess`), estimate its camera with the erasure's camera
     settings, and re-invert it with GOAE (``models``: a :class:`guide.inversion.PhotoModels`)."""
     from guide import inversion
@@ -71,8 +70,5 @@ def load_photo(path: Path, camera: CameraConfig, w_avg: torch.Tensor, checkpoint
     aligned = align_photo(path, detector=models.detector(device), device=device)
     image = np.asarray(aligned.image.convert("RGB"))
     c = camera_for(camera, aligned.pose.yaw, aligned.pose.pitch, device)
-    w = None
-    if invert:
-        encoder = models.encoder(checkpoint_dir, device)
-        w = inversion.invert(aligned.image, encoder, w_avg, device)
+    w = inversion.invert(aligned.image, models.encoder(checkpoint_dir, device), w_avg, device)
     return Photo(image, c, w, str(path), sha256_file(path), list(aligned.notes))

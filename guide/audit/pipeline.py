@@ -244,8 +244,8 @@ def run_audit(erase_dir, networks: Union[AuditNetworks, Callable[[], AuditNetwor
     kind = (run.config.get("identity") or {}).get("kind", "?")
     loaded_photo, skipped = None, ""
     if path is None:
-        skipped = (f"the erasure was made from a {kind}, not a photo: re-inversion and the optimisation attack need "
-                   "the person's photo (give one with --photo)")
+        made_from = {"random": "a random seed", "latent": "a latent"}.get(kind, kind)
+        skipped = f"no photo: the erasure was made from {made_from} (give the person's photo with --photo)"
         log(f"audit: {skipped}")
     else:
         loaded_photo = load_photo(path, camera, w_avg, checkpoint_dir, device, photo_models)

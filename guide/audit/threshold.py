@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from guide.audit.scoring import Embedder
-from guide.config import CameraConfig
+from guide.config import CameraConfig, LTUConfig
+from guide.errors import GuideError
 
 
 def calibrate_threshold(G_src, embed: Embedder, camera: CameraConfig, count: int, false_accept_rate: float,
@@ -34,14 +35,16 @@ def calibrate_threshold(G_src, embed: Embedder, camera: CameraConfig, count: int
         raise ValueError(f"the false accept rate must lie in (0, 1), got {false_accept_rate}")
     z = torch.randn(count, G_src.z_dim, generator=generator).to(device)
     c = camera_for(camera, 0.0, 0.0, device).repeat(count, 1)
+    ltu = LTUConfig()  # random identities as everywhere in the toolkit: psi 1, cutoff 14
     with torch.no_grad():
-        ws = G_src.mapping(z, c, truncation_psi=1.0, truncation_cutoff=14)
+        ws = G_src.mapping(z, c, truncation_psi=ltu.truncation_psi, truncation_cutoff=ltu.truncation_cutoff)
     emb = torch.cat([embed(render_views(G_src, ws[i:i + chunk], camera, [0.0])) for i in range(0, count, chunk)])
     table = (emb @ emb.T).numpy()
     upper = table[np.triu_indices(count, k=1)]
     sims = upper[np.isfinite(upper)]
     if sims.size == 0:
-        raise ValueError("no impostor pair could be scored (every render was skipped for lack of a face)")
+        raise GuideError("no impostor pair could be scored (renders without a detected face were skipped: "
+                         "use --no-face fixed, or give --threshold)")
     record = {"value": float(np.quantile(sims, 1.0 - false_accept_rate)), "source": "calibrated",
               "false_accept_rate": float(false_accept_rate), "impostors": int(count), "pairs": int(sims.size),
               "impostor_mean": float(sims.mean()), "impostor_std": float(sims.std()),

@@ -65,7 +65,8 @@ def retained_line(radii: List[float], unlearned: List[Optional[float]], source: 
     if count == 0:
         return "Neighbours kept: no retained identities were audited"
     at_zero = unlearned[0] if unlearned else None
-    head = f"Neighbours kept: {count} retained identities score {_fmt(at_zero)} at r = 0 (1.000 would be untouched)"
+    who = "1 retained identity scores" if count == 1 else f"{count} retained identities score"
+    head = f"Neighbours kept: {who} {_fmt(at_zero)} at r = 0 (1.000 would be untouched)"
     if level is None:
         return head
     kept, natural = _kept_up_to(radii, unlearned, level), _kept_up_to(radii, source, level)

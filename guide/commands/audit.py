@@ -26,8 +26,6 @@ def _numbers(text: str) -> Tuple[float, ...]:
 
 def _config(seed, views, steps, lr, attack_lpips, attack_id, starts, radii, directions, direction_kind,
             impostors, far, threshold) -> AuditConfig:
-    if not 0 < far < 1:
-        raise GuideError(f"--far must lie between 0 and 1, got {far}")
     attack = AttackConfig(steps=steps, lr=lr, lpips=attack_lpips, id=attack_id,
                           starts=tuple(starts) or AttackConfig.starts)
     leakage = LeakageConfig(radii=_numbers(radii), directions=directions, kind=direction_kind)
@@ -81,7 +79,8 @@ _DEFAULTS = AuditConfig()
 @click.option("--others-seed", type=int, default=None, help="Seed of the random retained identities.")
 @click.option("--impostors", type=click.IntRange(0), default=_DEFAULTS.impostors, show_default=True,
               help="Random identities whose pairwise similarities calibrate the acceptance level (0: none).")
-@click.option("--far", type=float, default=_DEFAULTS.false_accept_rate, show_default=True,
+@click.option("--far", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=_DEFAULTS.false_accept_rate, show_default=True,
               help="False accept rate of the calibrated acceptance level.")
 @click.option("--threshold", type=float, default=None,
               help="Use this acceptance level (e.g. your verifier's operating point) instead of calibrating one.")

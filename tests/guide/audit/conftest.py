@@ -12,8 +12,6 @@ differs from its source only in backbone.synthesis.
 their coarse pixel patterns (measured on this generator: 1 for the same render, 0.08 to 0.97 between
 different random identities).
 """
-import copy
-
 import pytest
 import torch
 from torch import nn
@@ -51,15 +49,12 @@ def viewable(G):
     return G
 
 
-def altered(G, scale: float = 10.0, seed: int = 1):
+def altered(G, scale: float = 10.0):
     """A copy of G whose synthesis network got strong noise: an 'unlearned' generator (it passes the
     unlearned-copy check) that renders every identity as someone else."""
-    out = copy.deepcopy(G)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in out.backbone.synthesis.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * scale * (p.std() if p.numel() > 1 else 1.0))
-    return out
+    from tests.guide.evaluate.conftest import perturbed
+
+    return perturbed(G, scale=scale)
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ def test_audit_command_end_to_end(erase_folder, tmp_path):
     args = ["audit", str(erase_folder), *FAST, "--checkpoints", str(tmp_path / "none")]
     first = runner.invoke(cli, args)
     assert first.exit_code == 0, first.output
-    assert "Re-inversion: skipped (the erasure was made from a random, not a photo" in first.output
+    assert "Re-inversion: skipped (no photo: the erasure was made from a random seed" in first.output
     assert "Leakage radius:" in first.output and "Neighbours kept: no retained identities" in first.output
     assert "RANDOM-weight networks" in first.output
     record = json.loads((erase_folder / "audit.json").read_text())
