@@ -65,70 +65,39 @@ def audit_generators(G_src, G_unl, w_u: torch.Tensor, *, camera: CameraConfig, n
                      photo_skipped: str = "no photo", retained: Optional[torch.Tensor] = None,
                      retained_note: str = "", trained_radius: Optional[float] = TRAINED_RADIUS,
                      progress: bool = False, log: Callable[[str], None] = lambda m: None) -> AuditResult:
-    """The four measurements of an audit (see :mod:`guide.audit`) on two generators; no files."""
-    from tqdm import tqdm
-
+    """The four measurements of an audit (see :mod:`guide.audit`) on two generators; no files.
+    ``retained``: latents ``[K, num_ws, w_dim]`` of the identities that must stay (K may be 0)."""
     from guide.cameras import view_yaws
 
-    seconds: Dict[str, float] = {}
     yaws = view_yaws(config.views, camera.yaw_range)
     embed = Embedder(networks.scorer)
     generators = {"unlearned": G_unl, "source": G_src}
     retained = retained if retained is not None else w_u.new_zeros((0, *w_u.shape[1:]))
     record: dict = {"settings": config.to_dict(), "camera": dataclasses.asdict(camera), "yaws": yaws,
                     "networks": networks.note, "random_networks": bool(networks.random_weights)}
+    seconds: Dict[str, float] = {}
 
     start = time.perf_counter()
-    threshold = given_threshold(config.threshold)
-    if threshold is None and config.impostors >= 2:
-        log(f"audit: calibrating the acceptance level on {config.impostors} random identities")
-        threshold = calibrate_threshold(G_src, embed, camera, config.impostors, config.false_accept_rate,
-                                        seeded_generator(config.seed, STREAM_IMPOSTORS), device=w_u.device,
-                                        chunk=config.leakage.chunk)
-    record["threshold"] = threshold
+    record["threshold"] = _acceptance_level(G_src, embed, camera, config, w_u.device, log)
     seconds["threshold"] = time.perf_counter() - start
 
     start = time.perf_counter()
     renders: Dict[str, torch.Tensor] = {}
     if photo is None:
-        record["photo"] = None
-        record["reinversion"] = {"skipped": photo_skipped}
-        record["attack"] = {"skipped": photo_skipped}
+        record.update(photo=None, reinversion={"skipped": photo_skipped}, attack={"skipped": photo_skipped})
     else:
         log("audit: re-inversion and optimisation attack")
-        record["photo"] = photo.record()
         reinversion, attack, renders = photo_attacks(generators, photo, w_avg, camera, yaws, networks,
                                                      config.attack, embed, progress=progress)
         if photo.w_inverted is not None:
             reinversion["w_distance_to_erased_latent"] = float((photo.w_inverted.to(w_u.device) - w_u).norm())
-        record["reinversion"], record["attack"] = reinversion, attack
+        record.update(photo=photo.record(), reinversion=reinversion, attack=attack)
     seconds["photo_attacks"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    lk = config.leakage
-    bar = tqdm(total=len(lk.radii) * 2 * (1 + retained.shape[0]), desc="leakage curves", unit="point",
-               disable=not progress, dynamic_ncols=True)
-    try:
-        directions = unit_directions(G_src, w_u, lk.directions, lk.kind, camera,
-                                     seeded_generator(config.seed, STREAM_TARGET_DIRECTIONS))
-        target = leakage_curve(generators, G_src, w_u, directions, lk.radii, camera, yaws, embed, chunk=lk.chunk,
-                               progress=bar.update)
-        per_identity = []
-        for k in range(retained.shape[0]):
-            w = retained[k:k + 1]
-            dirs = unit_directions(G_src, w, lk.directions, lk.kind, camera,
-                                   seeded_generator(config.seed, STREAM_RETAINED_DIRECTIONS, k))
-            per_identity.append(leakage_curve(generators, G_src, w, dirs, lk.radii, camera, yaws, embed,
-                                              chunk=lk.chunk, progress=bar.update))
-    finally:
-        bar.close()
-    record["leakage"] = {
-        "radii": [float(r) for r in lk.radii], "directions": lk.directions, "kind": lk.kind,
-        "trained_radius": trained_radius, "target": target,
-        "retained": {"count": len(per_identity), "identities": retained_note,
-                     "unlearned": mean_curve([c["unlearned"] for c in per_identity], "mean"),
-                     "source": mean_curve([c["source"] for c in per_identity], "mean"),
-                     "per_identity": per_identity}}
+    record["leakage"] = {**_leakage(generators, G_src, w_u, retained, camera, yaws, embed, config, progress),
+                         "trained_radius": trained_radius}
+    record["leakage"]["retained"]["identities"] = retained_note
     seconds["leakage"] = time.perf_counter() - start
 
     record["scoring"] = {"images": embed.images, "images_without_detected_face": embed.missed,
@@ -137,6 +106,41 @@ def audit_generators(G_src, G_unl, w_u: torch.Tensor, *, camera: CameraConfig, n
     record["warnings"] = _warnings(record)
     record["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     return AuditResult(record, renders, photo.image if photo is not None else None)
+
+
+def _acceptance_level(G_src, embed: Embedder, camera: CameraConfig, config: AuditConfig, device,
+                      log: Callable[[str], None]) -> Optional[dict]:
+    """The user's level, else one calibrated on impostors (None with fewer than 2 impostors)."""
+    given = given_threshold(config.threshold)
+    if given is not None or config.impostors < 2:
+        return given
+    log(f"audit: calibrating the acceptance level on {config.impostors} random identities")
+    return calibrate_threshold(G_src, embed, camera, config.impostors, config.false_accept_rate,
+                               seeded_generator(config.seed, STREAM_IMPOSTORS), device=device,
+                               chunk=config.leakage.chunk)
+
+
+def _leakage(generators: dict, G_src, w_u: torch.Tensor, retained: torch.Tensor, camera: CameraConfig,
+             yaws: List[float], embed: Embedder, config: AuditConfig, progress: bool) -> dict:
+    """The leakage curve around w_u and around each retained identity (each with its own directions)."""
+    from tqdm import tqdm
+
+    lk = config.leakage
+
+    def curve(w: torch.Tensor, stream: tuple) -> dict:
+        directions = unit_directions(G_src, w, lk.directions, lk.kind, camera, seeded_generator(config.seed, *stream))
+        return leakage_curve(generators, G_src, w, directions, lk.radii, camera, yaws, embed, chunk=lk.chunk,
+                             progress=bar.update)
+
+    with tqdm(total=len(lk.radii) * len(generators) * (1 + retained.shape[0]), desc="leakage curves", unit="point",
+              disable=not progress, dynamic_ncols=True) as bar:
+        target = curve(w_u, (STREAM_TARGET_DIRECTIONS,))
+        per_identity = [curve(retained[k:k + 1], (STREAM_RETAINED_DIRECTIONS, k)) for k in range(retained.shape[0])]
+    return {"radii": [float(r) for r in lk.radii], "directions": lk.directions, "kind": lk.kind, "target": target,
+            "retained": {"count": len(per_identity),
+                         "unlearned": mean_curve([c["unlearned"] for c in per_identity], "mean"),
+                         "source": mean_curve([c["source"] for c in per_identity], "mean"),
+                         "per_identity": per_identity}}
 
 
 def _warnings(record: dict) -> List[str]:

@@ -4,9 +4,9 @@ renders them they reach less; the optimiser keeps its best latent.
 The "photo" is the source generator's render of w_u from a non-frontal camera (yaw 0.1, pitch -0.1)
 and its "re-inversion" is w_u itself, so the source ceiling is known to be reachable. The altered
 generator has strong noise in its synthesis network (see conftest.altered). Thresholds: measured on
-this setup (source ~0.99, altered re-inversion ~0.0, altered attack ~0.8); the margins leave room
-for rounding across platforms while still failing if the attack ran on the wrong generator or
-returned an unoptimised latent.
+this setup (CPU): source re-inversion and attack 0.992, altered re-inversion -0.09, altered attack
+0.84 (from w_avg); the margins leave room for rounding across platforms while still failing if the
+attack ran on the wrong generator or returned an unoptimised latent.
 """
 import pytest
 import torch
@@ -32,7 +32,7 @@ def photo(audit_source, erased_latent):
 def test_the_attack_recovers_the_person_on_the_source_only(audit_source, audit_networks, photo):
     camera = CameraConfig()
     generators = {"unlearned": altered(audit_source), "source": audit_source}
-    config = AttackConfig(steps=3, lr=0.02)
+    config = AttackConfig(steps=2, lr=0.02)
     reinversion, attack, renders = photo_attacks(generators, photo, w_avg_of(audit_source), camera,
                                                  view_yaws(NUM_VIEWS, camera.yaw_range), audit_networks, config,
                                                  Embedder(audit_networks.scorer))
