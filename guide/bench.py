@@ -11,7 +11,8 @@ Measures, on CPU or CUDA, with random weights (no checkpoint needed):
     is printed beside every LTU figure);
   * the erase loop: guide.erase.train_ltu itself (loss log, reads, checkpoints), per step of a
     1000-step erase with a checkpoint every 100 steps;
-  * each op (bias_act, upfirdn2d) — its CUDA kernel against the PyTorch reference.
+  * each op (bias_act, upfirdn2d) — its CUDA kernel against the PyTorch reference;
+  * optionally (`audit`) the parts of one `guide audit` and the whole audit's estimated time.
 Options: precision (fp32 / tf32 / bf16 autocast), SR in fp16 or fp32, fused Adam, CUDA graph,
 torch.compile, channels_last (guide.acceleration). Peak memory is printed beside every figure.
 """
@@ -315,6 +316,57 @@ def bench_ops(settings: BenchSettings, device: torch.device) -> list[BenchResult
     return results
 
 
+def bench_audit(settings: BenchSettings, device: torch.device) -> list[BenchResult]:
+    """The parts of one `guide audit` (guide.audit) at its default settings, with random weights:
+    an optimisation-attack step (`guide.audit.attack.optimise_latent`: render with backward into
+    the W+ latent, LPIPS-VGG, IR-SE50 identity loss, Adam), a render without gradient (four
+    latents per pass, as the leakage curves), and scoring one image (MTCNN + IR-101, as the
+    evaluation); then the whole audit's time estimated from `guide.audit.audit_workload`."""
+    from guide.audit import audit_workload, optimise_latent
+    from guide.config import AttackConfig, AuditConfig, CameraConfig
+    from guide.evaluate.identity import identity_scorer
+    from guide.identity import IDLoss, ir_se50
+    from guide.perceptual import lpips_vgg
+    from guide.render import render_views, to_uint8
+
+    G = _build(settings, device)
+    torch.manual_seed(settings.seed)
+    lp = lpips_vgg(random_backbone=True, device=device)
+    id_loss = IDLoss(ir_se50(device=device))
+    scorer = identity_scorer(device=device, random_weights=True, seed=settings.seed)
+    rng = torch.Generator().manual_seed(settings.seed)
+    c = _cameras(1, device, rng)
+    w = G.mapping(torch.randn(1, G.z_dim, generator=rng).to(device), c).detach()
+    target = G.synthesis(w + 0.5, c, noise_mode="const")["image"].detach()
+    one_step = AttackConfig(steps=1)
+    camera = CameraConfig()
+    chunk = AuditConfig().leakage.chunk
+    images = to_uint8(render_views(G, w, camera, [0.0]))
+
+    def attack_step():
+        with _autocast(settings, device):
+            return optimise_latent(G, target, c, w, lp, id_loss, one_step)
+
+    def render():
+        with _autocast(settings, device):
+            return render_views(G, w.repeat(chunk, 1, 1), camera, [0.0])
+
+    step_ms, step_peak = time_it(attack_step, device, settings.steps, settings.warmup)
+    render_ms, render_peak = time_it(render, device, settings.steps, settings.warmup)
+    score_ms, score_peak = time_it(lambda: scorer.embeddings(list(images)), device, settings.steps, settings.warmup)
+    render_ms /= chunk
+    work = audit_workload(AuditConfig())
+    seconds = (work["attack_steps"] * step_ms + work["renders"] * render_ms + work["scored_images"] * score_ms) / 1000
+    estimate = {"estimated_audit_seconds": round(seconds, 1), **work,
+                "what": "defaults: photo erasure, 4 retained identities, 64 impostors"}
+    return [BenchResult("audit_attack_step", step_ms, 1000 / step_ms, step_peak, {"unit": "steps/s"}),
+            BenchResult("audit_render", render_ms, 1000 / render_ms, render_peak,
+                        {"unit": "images/s", "latents_per_pass": chunk}),
+            BenchResult("audit_score_image", score_ms, 1000 / score_ms, score_peak,
+                        {"unit": "images/s", "note": "MTCNN + IR-101"}),
+            BenchResult("audit_estimate", seconds * 1000, 1000 / max(seconds * 1000, 1e-9), 0.0, estimate)]
+
+
 def environment(device: torch.device) -> dict:
     info = {"torch": torch.__version__, "python": platform.python_version(), "device": str(device),
             "threads": torch.get_num_threads()}
@@ -351,6 +403,8 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] = print) 
             results.append(bench_erase_loop(settings, device))
         elif section == "ops":
             results.extend(bench_ops(settings, device))
+        elif section == "audit":
+            results.extend(bench_audit(settings, device))
         else:
             raise ValueError(f"unknown bench section {section!r}")
     rows = [asdict(r) for r in results]

@@ -98,3 +98,44 @@ def method_preset(method: str) -> EraseConfig:
         config.ltu.losses.global_preservation = False
         return config
     raise ValueError(f"unknown method {method!r}; expected 'guide' or 'baseline'")
+
+
+@dataclass
+class AttackConfig:
+    """The optimisation attack of `guide audit`: Adam on a W+ latent through a frozen generator so
+    that its render at the photo's camera reproduces the aligned photo (LPIPS + identity loss).
+    The defaults are ours (the paper has no attack): a few hundred steps, as the issue asks, and a
+    learning rate that moves W+ far enough in that many steps."""
+
+    steps: int = 300
+    lr: float = 0.01
+    lpips: float = 1.0  # weight of LPIPS-VGG between the render and the photo
+    id: float = 1.0  # weight of the ArcFace identity loss (1 - cosine)
+    starts: Tuple[str, ...] = ("inverted", "average")  # the re-inverted latent, and w_avg
+
+
+@dataclass
+class LeakageConfig:
+    """The leakage-radius curve: renders of w + r·u for unit directions u (norm over the whole
+    W+ tensor, as the adjacency loss measures α) at each radius r."""
+
+    radii: Tuple[float, ...] = (0.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0)
+    directions: int = 4  # random directions per radius (the same ones at every radius)
+    kind: str = "mapped"  # 'mapped': towards random mapped latents, as the adjacency loss; 'isotropic'
+    chunk: int = 4  # latents rendered per forward pass
+
+
+@dataclass
+class AuditConfig:
+    """Everything that defines one audit (`guide audit`)."""
+
+    seed: int = 0
+    views: int = 11  # the evaluation yaws
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    leakage: LeakageConfig = field(default_factory=LeakageConfig)
+    impostors: int = 64  # random identities whose pairwise similarities calibrate the threshold
+    false_accept_rate: float = 0.01  # the threshold accepts this fraction of impostor pairs
+    threshold: Optional[float] = None  # a verification threshold given by the user (replaces the calibration)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -35,19 +35,20 @@ def render_views(
     yaws: Optional[Sequence[float]] = None,
     deterministic: bool = True,
 ) -> torch.Tensor:
-    """Render one latent [1,num_ws,w_dim] from each yaw (default: the 11 evaluation yaws) ->
-    [V,3,H,W]. Deterministic by default (constant noise, fixed sampling) so renders of two
-    generators are comparable pixel for pixel."""
+    """Render latents [N,num_ws,w_dim] from each yaw (default: the 11 evaluation yaws) ->
+    [N*V,3,H,W], latent-major (one latent: [V,3,H,W]); the N latents share each forward pass.
+    Deterministic by default (constant noise, fixed sampling) so renders of two generators are
+    comparable pixel for pixel."""
     yaws = view_yaws(yaw_range=camera.yaw_range) if yaws is None else list(yaws)
     was_training = G.training
     G.eval()
     out = []
     for yaw in yaws:
-        c = camera_for(camera, yaw, device=ws.device)
+        c = camera_for(camera, yaw, device=ws.device).repeat(ws.shape[0], 1)
         kw = dict(noise_mode="const", deterministic=True) if deterministic else {}
         out.append(G.synthesis(ws, c, **kw)["image"])
     G.train(was_training)
-    return torch.cat(out)
+    return torch.stack(out, dim=1).flatten(0, 1)
 
 
 def save_images(images: torch.Tensor, folder: Path, prefix: str) -> List[Path]:

@@ -195,6 +195,10 @@ def run_batch(job: BatchJob, out_dir, *, resume: bool = False, overwrite: bool =
         if fresh and not StatusBook.load(out_dir).ids("running", "done", "failed"):
             _remove_new_folder(out_dir, existed)
         raise
+    if job.evaluation.audit is not None:  # after every identity (sequential: after the last stage)
+        from guide.audit.batch import audit_batch
+
+        audit_batch(job, out_dir, book, resources, progress=progress, log=log)
     from guide.batch.report import write_report
 
     report = write_report(job, out_dir, book)

@@ -41,6 +41,9 @@ are relative to the job file's folder. Every key is optional except ``identities
       fid_samples: 1000
       fid_seed: 0
       real: null               # real Inception statistics (default <checkpoints>/ffhq_real_feat.npy)
+      audit: false             # true: `guide audit` every identity once the batch is done (sequential:
+                               # after the last stage); or settings {steps, lr, radii, directions,
+                               # impostors, far, threshold} (guide.audit.batch)
 
 Identity ids name the output folders (DIR/<id>/): letters, digits, ``.``, ``_``, ``-``; unique;
 not one of the folder's own names (model, source, retain, logs, status.json, report.json,
@@ -113,6 +116,7 @@ class EvaluationOptions:
     fid_samples: int = 1000
     fid_seed: int = 0
     real: Optional[str] = None
+    audit: Optional[dict] = None  # None: no audit; {} or settings: guide.audit.batch.audit_config
 
 
 @dataclass
@@ -413,7 +417,33 @@ def _evaluation(check: _Checker, data: dict, base: Path) -> EvaluationOptions:
         opts.fid_seed = check.integer(raw["fid_seed"], "evaluation.fid_seed")
     if raw.get("real") is not None:
         opts.real = _resolve(base, check.text(raw["real"], "evaluation.real"))
+    if "audit" in raw:
+        opts.audit = _audit(check, raw["audit"])
     return opts
+
+
+AUDIT_INTEGERS = {"steps": 1, "directions": 1, "impostors": 0}  # key: minimum
+AUDIT_NUMBERS = {"lr": True, "far": True, "threshold": False}  # key: positive
+
+
+def _audit(check: _Checker, value) -> Optional[dict]:
+    """evaluation.audit: true/false, or a mapping of audit settings."""
+    if isinstance(value, bool):
+        return {} if value else None
+    spec = check.mapping(value, "evaluation.audit")
+    check.unknown(spec, (*AUDIT_INTEGERS, *AUDIT_NUMBERS, "radii"), "evaluation.audit.")
+    out: dict = {k: check.integer(spec[k], f"evaluation.audit.{k}", minimum=m) for k, m in AUDIT_INTEGERS.items()
+                 if k in spec}
+    out.update({k: check.number(spec[k], f"evaluation.audit.{k}", positive=p) for k, p in AUDIT_NUMBERS.items()
+                if k in spec})
+    if "radii" in spec:
+        radii = spec["radii"]
+        if not isinstance(radii, list) or not radii:
+            raise check.fail("evaluation.audit.radii", f"expected a list of radii such as [0, 5, 15], got {radii!r}")
+        out["radii"] = [check.number(r, f"evaluation.audit.radii[{i}]", minimum=0.0) for i, r in enumerate(radii)]
+    if out.get("far", 0.5) >= 1:
+        raise check.fail("evaluation.audit.far", f"a false accept rate lies below 1, got {out['far']}")
+    return out
 
 
 def _ray(check: _Checker, data: dict) -> RayOptions:

@@ -23,14 +23,14 @@ from guide.commands._options import check_speed_options, speed_options
 @click.option("--nrr", "neural_rendering_resolution", type=click.IntRange(8), default=None,
               help="Neural rendering resolution (default: 128 full, 32 tiny).")
 @click.option("--only", "sections", multiple=True,
-              type=click.Choice(["forward", "ltu_step", "ltu_step_reference_style", "erase_loop", "ops"]),
+              type=click.Choice(["forward", "ltu_step", "ltu_step_reference_style", "erase_loop", "ops", "audit"]),
               help="Run only these sections (repeatable; ltu_step_reference_style adds the x ref column).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the results as JSON here.")
 def bench(device, config, batch, steps, warmup, precision, sr_fp32, fused_adam, cuda_graph, channels_last, compile_,
           neural_rendering_resolution, sections, json_path) -> None:
     """Measure speed and peak memory: generator forward, the LTU step, the erase loop around it,
-    and the ops."""
+    and the ops (--only audit: the parts of one `guide audit` and its estimated total time)."""
     from guide.bench import BenchSettings, format_table, run_bench, write_json
     from guide.devices import resolve_device
 

@@ -81,28 +81,34 @@ class IdentityScorer:
         h, w = image.shape[:2]
         return align_face(image, FIXED_LANDMARKS * np.array([w, h], dtype=np.float32))[0], False
 
+    def embeddings(self, images: Sequence[np.ndarray], names: Sequence[str] = ()) -> Tuple[torch.Tensor, int]:
+        """Unit embeddings ``[N, D]`` of uint8 images (a row of NaN where the no-face policy skipped the
+        image) and how many images had no detected face."""
+        crops, keep, missed = [], [], 0
+        for i, image in enumerate(images):
+            crop, found = self.crop(image, names[i] if i < len(names) else f"image {i}")
+            missed += not found
+            if crop is not None:
+                crops.append(crop)
+                keep.append(i)
+        if not crops:
+            return torch.full((len(images), 1), float("nan")), missed
+        emb = self.similarity.embed_crops(crops).cpu()
+        out = torch.full((len(images), emb.shape[1]), float("nan"), dtype=emb.dtype)
+        out[keep] = emb
+        return out, missed
+
     def pair_similarities(
         self, images_a: Sequence[np.ndarray], images_b: Sequence[np.ndarray], names: Sequence[str] = ()
     ) -> Tuple[np.ndarray, int]:
         """Similarity of every pair (NaN where skipped) and how many images had no detected face."""
         if len(images_a) != len(images_b):
             raise ValueError(f"image lists differ in length: {len(images_a)} vs {len(images_b)}")
-        crops_a, crops_b, keep, missed = [], [], [], 0
-        for i, (a, b) in enumerate(zip(images_a, images_b)):
-            label = names[i] if i < len(names) else f"pair {i}"
-            ca, found_a = self.crop(a, f"{label} (first image)")
-            cb, found_b = self.crop(b, f"{label} (second image)")
-            missed += (not found_a) + (not found_b)
-            if ca is not None and cb is not None:
-                crops_a.append(ca)
-                crops_b.append(cb)
-                keep.append(i)
-        sims = np.full(len(images_a), np.nan, dtype=np.float64)
-        if keep:
-            emb = self.similarity.embed_crops(crops_a + crops_b)
-            n = len(keep)
-            sims[keep] = (emb[:n] * emb[n:]).sum(dim=1).double().cpu().numpy()
-        return sims, missed
+        labels = [names[i] if i < len(names) else f"pair {i}" for i in range(len(images_a))]
+        emb, missed = self.embeddings(list(images_a) + list(images_b),
+                                      [f"{x} (first image)" for x in labels] + [f"{x} (second image)" for x in labels])
+        n = len(images_a)
+        return (emb[:n] * emb[n:]).sum(dim=1).double().numpy(), missed
 
 
 def identity_scorer(

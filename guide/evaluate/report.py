@@ -88,7 +88,8 @@ def _grid_image(run: EraseOutput) -> Optional[Any]:
 def warnings_for(metrics: Mapping[str, Any]) -> List[str]:
     """Plain-text cautions that change how the numbers read."""
     out = []
-    evaluation = metrics.get("evaluation") or {}
+    evaluation = metrics.get("evaluation")
+    evaluation = evaluation if isinstance(evaluation, Mapping) else {}  # batches record a line of text there
     if evaluation.get("random_networks"):
         out.append("Evaluated with RANDOM-weight identity and Inception networks (test/demo mode): "
                    "the numbers carry no meaning.")
@@ -133,7 +134,8 @@ def _per_view_table(metrics: Mapping[str, Any]) -> str:
             f"<tr><td class=l>before vs after</td>{cells}</tr></table>")
 
 
-def _figure(image: Any, caption: str) -> str:
+def figure(image: Any, caption: str) -> str:
+    """An inline ``<figure>`` of an image (see :func:`png_data_uri`), or a note that it is missing."""
     if image is None:
         return f"<figure><figcaption>{html.escape(caption)}: not available</figcaption></figure>"
     return f"<figure><img src='{png_data_uri(image)}' alt='{html.escape(caption)}'><figcaption>" \
@@ -156,13 +158,28 @@ def _summary(run: EraseOutput) -> str:
                                for k, v in items) + "</table>"
 
 
+# Sections other packages add to the page, as "module:function"; each function takes the EraseOutput
+# and returns HTML ("" when it has nothing to show). Imported when a report is rendered.
+SECTION_HOOKS = ("guide.audit.report:audit_section",)
+
+
+def _hooked_sections(run: EraseOutput) -> str:
+    import importlib
+
+    parts = []
+    for hook in SECTION_HOOKS:
+        module, _, function = hook.partition(":")
+        parts.append(getattr(importlib.import_module(module), function)(run))
+    return "".join(parts)
+
+
 def render_report(run: EraseOutput, metrics: Mapping[str, Any]) -> str:
     """The report page as an HTML string."""
     scenario = scenario_of(run.config)
     warnings = "".join(f"<div class=warn>{html.escape(w)}</div>" for w in warnings_for(metrics))
-    figures = (_figure(_grid_image(run), "before (top) / after (bottom) from every evaluation yaw")
-               + _figure(run.target_path, "target (what the erased identity should turn into)")
-               + _figure(run.optional_file("losses.png"), "loss curves"))
+    figures = (figure(_grid_image(run), "before (top) / after (bottom) from every evaluation yaw")
+               + figure(run.target_path, "target (what the erased identity should turn into)")
+               + figure(run.optional_file("losses.png"), "loss curves"))
     evaluation = {k: metrics.get(k) for k in ("identity", "fid", "evaluation") if metrics.get(k) is not None}
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
@@ -177,7 +194,7 @@ def render_report(run: EraseOutput, metrics: Mapping[str, Any]) -> str:
         "stay. FID<sub>pre</sub>: distance between the pretrained and the unlearned generator's samples. "
         "&Delta;FID<sub>real</sub>: how much farther from real faces the unlearned generator got.</p>"
         f"{_metrics_table(metrics, scenario)}"
-        f"<h2>Renders</h2>{figures}{_per_view_table(metrics)}"
+        f"<h2>Renders</h2>{figures}{_per_view_table(metrics)}{_hooked_sections(run)}"
         f"<h2>Evaluation settings</h2>{_pre(evaluation)}"
         f"<h2>Erasure settings (config.json)</h2>{_pre(run.config)}"
         "</body></html>\n"
@@ -194,4 +211,4 @@ def write_report(run: EraseOutput, metrics: Optional[Mapping[str, Any]] = None) 
     return path
 
 
-__all__ = ["REPORT", "png_data_uri", "render_report", "warnings_for", "write_report"]
+__all__ = ["REPORT", "SECTION_HOOKS", "figure", "png_data_uri", "render_report", "warnings_for", "write_report"]

@@ -1,6 +1,7 @@
 """`guide bench` runs end to end on the tiny model and writes a valid report."""
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from guide.cli import cli
@@ -46,3 +47,20 @@ def test_table_prints_speedup_over_reference_style_and_peak_memory():
     assert lines[3].split()[1:5] == ["100.00", "10.00", "16000", "6.00"]
     assert lines[5].split()[4] == "5.00" and "loss_per_step" not in lines[3]
     assert speedups(results[:2]) == {}  # no reference-style row, no ratio
+
+
+@pytest.mark.slow
+def test_bench_audit_section_estimates_from_its_parts(tmp_path):
+    from guide.audit import audit_workload
+    from guide.config import AuditConfig
+
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(cli, ["bench", "--config", "tiny", "--only", "audit", "--steps", "1", "--warmup", "0",
+                                      "--nrr", "16", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(out.read_text())["results"]}
+    assert set(rows) == {"audit_attack_step", "audit_render", "audit_score_image", "audit_estimate"}
+    work = audit_workload(AuditConfig())
+    expected = (work["attack_steps"] * rows["audit_attack_step"]["ms"] + work["renders"] * rows["audit_render"]["ms"]
+                + work["scored_images"] * rows["audit_score_image"]["ms"]) / 1000
+    assert rows["audit_estimate"]["extra"]["estimated_audit_seconds"] == pytest.approx(expected, abs=0.05)

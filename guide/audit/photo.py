@@ -1,0 +1,74 @@
+"""The photo an attacker holds: aligned as `guide preprocess` does, its camera, and its GOAE re-inversion."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from guide.config import CameraConfig
+from guide.errors import GuideError
+
+
+@dataclass
+class Photo:
+    """``image``: the aligned face crop, uint8 ``[H, W, 3]``; ``camera``: ``[1, 25]`` its estimated
+    viewpoint; ``w_inverted``: its GOAE inversion ``[1, num_ws, w_dim]`` (None: no encoder);
+    ``source`` / ``sha256``: the file it came from."""
+
+    image: np.ndarray
+    camera: torch.Tensor
+    w_inverted: Optional[torch.Tensor] = None
+    source: str = ""
+    sha256: Optional[str] = None
+    notes: List[str] = field(default_factory=list)
+
+    def tensor(self, size: int, device) -> torch.Tensor:
+        """``[1, 3, size, size]`` in [-1, 1] (bilinear, antialiased resize when the sizes differ)."""
+        from guide.imageio import uint8_to_tensor
+
+        x = uint8_to_tensor(self.image, device=device)
+        if x.shape[-1] != size or x.shape[-2] != size:
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                                                antialias=True)
+        return x
+
+    def record(self) -> dict:
+        """What audit.json says about the photo."""
+        return {"source": self.source, "sha256": self.sha256, "crop_size": list(self.image.shape[:2]),
+                "camera": [round(float(v), 6) for v in self.camera.reshape(-1).tolist()],
+                "reinverted": self.w_inverted is not None, "notes": list(self.notes)}
+
+
+def photo_of(config: dict, override: Optional[Path]) -> Optional[Path]:
+    """The photo of an erasure: ``override``, else the photo named in its config.json (None when
+    the erasure was made from a latent or a random seed). A named photo that is gone is an error."""
+    if override is not None:
+        if not Path(override).is_file():
+            raise GuideError(f"photo not found: {override}")
+        return Path(override)
+    identity = config.get("identity") or {}
+    if identity.get("kind") != "photo":
+        return None
+    path = Path(str(identity.get("value")))
+    if not path.is_file():
+        raise GuideError(f"the erased photo {path} is gone (config.json names it); pass --photo")
+    return path
+
+
+def load_photo(path: Path, camera: CameraConfig, w_avg: torch.Tensor, checkpoint_dir, device, models=None) -> Photo:
+    """Align ``path`` (MTCNN, as `guide preprocess`), estimate its camera with the erasure's camera
+    settings, and re-invert it with GOAE (``models``: a :class:`guide.inversion.PhotoModels`)."""
+    from guide import inversion
+    from guide.io.hashing import sha256_file
+    from guide.preprocess import align_photo
+    from guide.render import camera_for
+
+    models = models if models is not None else inversion.PhotoModels()
+    aligned = align_photo(path, detector=models.detector(device), device=device)
+    image = np.asarray(aligned.image.convert("RGB"))
+    c = camera_for(camera, aligned.pose.yaw, aligned.pose.pitch, device)
+    w = inversion.invert(aligned.image, models.encoder(checkpoint_dir, device), w_avg, device)
+    return Photo(image, c, w, str(path), sha256_file(path), list(aligned.notes))
