@@ -5,9 +5,11 @@ from pathlib import Path
 
 import click
 
+from guide.commands._options import device_option
+
 
 @click.command()
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@device_option()
 @click.option("--config", type=click.Choice(["full", "tiny"]), default="full", show_default=True,
               help="full = the ffhqrebalanced512-128 architecture (random weights); tiny = small test model.")
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Batch of the forward benchmark.")
@@ -33,9 +35,8 @@ def bench(device, config, batch, steps, warmup, precision, sr_fp32, compile_, ch
     from guide.bench import BenchSettings, format_table, run_bench, write_json
     from guide.devices import resolve_device
 
-    resolve_device(device)
     settings = BenchSettings(
-        device=device, config=config, batch=batch, steps=steps, warmup=warmup, precision=precision,
+        device=str(resolve_device(device)), config=config, batch=batch, steps=steps, warmup=warmup, precision=precision,
         sr_fp16=not sr_fp32, compile=compile_, channels_last=channels_last,
         neural_rendering_resolution=neural_rendering_resolution,
         sections=tuple(sections) or BenchSettings.sections,

@@ -79,7 +79,7 @@ def photo_loads(monkeypatch):
         assert isinstance(detector, FaceDetector)
         return SimpleNamespace(image=photo)
 
-    def invert(crop, encoder, w_avg, device="cpu"):
+    def invert(crop, encoder, w_avg, device="cpu", seed=None):
         assert encoder == "encoder"
         return w_avg + 0.01
 
