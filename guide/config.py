@@ -71,6 +71,7 @@ class LTUConfig:
 
 
 INVERSION_MODES = ("deterministic", "stochastic")
+RENDER_MODES = ("paired", "random")
 W_AVG_SOURCES = ("file", "mapping")
 
 
@@ -98,6 +99,13 @@ class EraseConfig:
     target: TargetConfig = field(default_factory=TargetConfig)
     ltu: LTUConfig = field(default_factory=LTUConfig)
     inversion: InversionConfig = field(default_factory=InversionConfig)
+    # before/after renders for ID: 'paired' (constant noise, fixed rays: pixel-comparable) or 'random'
+    # (fresh noise and ray jitter per render, seeded by `seed`, as the reference renders them)
+    renders: str = "paired"
+
+    def __post_init__(self) -> None:
+        if self.renders not in RENDER_MODES:
+            raise ValueError(f"renders must be one of {RENDER_MODES}, got {self.renders!r}")
 
     @property
     def inversion_seed(self) -> Optional[int]:

@@ -85,25 +85,31 @@ def needs_w_avg_file(identity: Identity) -> bool:
     return identity.kind in ("photo", "folder", "latent")
 
 
-def load_w_avg(G, checkpoint_dir: Optional[Path], device, choice: str = "file",
-               needs_file: bool = False) -> tuple[torch.Tensor, str]:
+def w_avg_problem(identity: Identity, config: EraseConfig, checkpoint_dir: Optional[Path]) -> Optional[str]:
+    """Why `identity` cannot be erased with the mean latent `config` asks for (one line), or None:
+    photo, folder and latent erasures with ``w_avg: file`` need `w_avg_ffhqrebalanced512-128.pt`."""
+    if config.inversion.w_avg != "file" or not needs_w_avg_file(identity):
+        return None
+    path = Path(checkpoint_dir) / W_AVG_FILE if checkpoint_dir is not None else None
+    if path is not None and path.is_file():
+        return None
+    return (f"missing {path if path is not None else W_AVG_FILE}: GOAE latents are offsets from that mean latent "
+            "(put the file in the checkpoints folder, or pass --w-avg mapping to use the generator's own mean, "
+            "which shifts w_u and the target)")
+
+
+def load_w_avg(G, checkpoint_dir: Optional[Path], device, choice: str = "file") -> tuple[torch.Tensor, str]:
     """[1,num_ws,w_dim] mean latent and where it came from.
 
     ``choice="file"`` (the reference's): `w_avg_ffhqrebalanced512-128.pt` ([14,512]) from the
-    checkpoints folder. Without that file, ``needs_file`` (photo and latent erasures, whose GOAE
-    offsets are relative to it) is a one-line error naming it; otherwise (random identities) the
-    generator's own mean is used and said so. ``choice="mapping"``: the generator's tracked mean
-    `mapping.w_avg` broadcast to every row (the quantity EG3D's truncation uses)."""
+    checkpoints folder when it is there; otherwise, and for ``choice="mapping"``, the generator's
+    tracked mean `mapping.w_avg` broadcast to every row (the quantity EG3D's truncation uses),
+    and the source says so. Photo and latent erasures refuse the fallback (:func:`w_avg_problem`)."""
     path = Path(checkpoint_dir) / W_AVG_FILE if checkpoint_dir is not None else None
     if choice == "file" and path is not None and path.is_file():
         from guide.inversion import load_w_avg as read_w_avg
 
         return read_w_avg(path, device, num_ws=G.num_ws), str(path)
-    if choice == "file" and needs_file:
-        where = path if path is not None else W_AVG_FILE
-        raise GuideError(f"missing {where}: GOAE latents are offsets from that mean latent (put the file in the "
-                         "checkpoints folder, or pass --w-avg mapping to use the generator's own mean, which "
-                         "shifts w_u and the target)")
     w_avg = G.backbone.mapping.w_avg.detach().reshape(1, 1, -1).repeat(1, G.num_ws, 1).to(device)
     if choice == "mapping":
         return w_avg, "generator mapping.w_avg (--w-avg mapping)"
@@ -142,6 +148,9 @@ def identity_latent(identity: Identity, G, config: EraseConfig, w_avg: torch.Ten
     (a guide.inversion.PhotoModels keeping the encoder and face detector) when given, as
     `config.inversion` says (aligned input, deterministic or stochastic)."""
     ltu = config.ltu
+    problem = w_avg_problem(identity, config, checkpoint_dir)
+    if problem:
+        raise GuideError(problem)
     if identity.kind == "random":
         z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(int(identity.value))).to(device)
         c = camera_for(ltu.camera, 0.0, 0.0, device)
@@ -275,14 +284,23 @@ def write_tensors(path: Path, **tensors) -> None:
 
 
 def render_identity(G_src, G, w_u: torch.Tensor, w_t: torch.Tensor, out_dir: Path, camera,
-                    views: Optional[int] = None) -> Dict[str, float]:
-    """renders/before|after|target_XX.png and grid.png of one identity; returns the pixel metrics."""
+                    views: Optional[int] = None, renders: str = "paired", seed: int = 0) -> Dict[str, float]:
+    """renders/before|after|target_XX.png and grid.png of one identity; returns the pixel metrics.
+    `renders="random"`: fresh noise and ray jitter per render (seeded by `seed`), as the reference."""
     from guide.cameras import view_yaws
+    from guide.render import render_generator
 
     yaws = None if views is None else view_yaws(views, camera.yaw_range)
-    before = render_views(G_src, w_u, camera, yaws)
-    after = render_views(G, w_u, camera, yaws)
-    target = render_views(G_src, w_t, camera, yaws)
+
+    def views_of(G_, w, stream):
+        if renders == "paired":
+            return render_views(G_, w, camera, yaws)
+        return render_views(G_, w, camera, yaws, deterministic=False,
+                            generator=render_generator(seed, stream, device=w.device))
+
+    before = views_of(G_src, w_u, 0)
+    after = views_of(G, w_u, 1)
+    target = views_of(G_src, w_t, 2)
     renders = Path(out_dir) / "renders"
     save_images(before, renders, "before")
     save_images(after, renders, "after")
@@ -377,12 +395,13 @@ def run_erase(
     also stores the other photos' latents (latents.pt `w_others`), from which ID_others is measured."""
     out_dir = Path(out_dir)
     device = torch.device(device)
+    G_src = G_src.to(device).eval().requires_grad_(False)
+    problem = w_avg_problem(identity, config, checkpoint_dir)  # reported before anything is written
+    if problem:
+        raise GuideError(problem)
+    w_avg, w_avg_source = load_w_avg(G_src, checkpoint_dir, device, config.inversion.w_avg)
     resuming = prepare_out_dir(out_dir, overwrite, resume)
     torch.manual_seed(config.seed)
-    G_src = G_src.to(device).eval().requires_grad_(False)
-
-    w_avg, w_avg_source = load_w_avg(G_src, checkpoint_dir, device, config.inversion.w_avg,
-                                     needs_file=needs_w_avg_file(identity))
     others: dict = {}
     if identity.kind == "folder":
         w_all, photos = folder_latents(identity, config, w_avg, checkpoint_dir, device, photo_models)
@@ -479,7 +498,7 @@ def finish(trainer, G_src, w_u, w_t, history, out_dir: Path, config: EraseConfig
 
         export_eg3d_pkl(G, like=generator_path, out=out_dir / "generator.pkl")
 
-    pixel = render_identity(G_src, G, w_u, w_t, out_dir, config.ltu.camera, views)
+    pixel = render_identity(G_src, G, w_u, w_t, out_dir, config.ltu.camera, views, config.renders, config.seed)
     write_bytes_atomic(out_dir / "losses.png", loss_curve_png(history))
 
     metrics_path = out_dir / "metrics.json"

@@ -7,7 +7,7 @@ the baseline and for GUIDE, then ``evaluate_id.py`` and ``evaluate_fid.py``. Her
    an already aligned crop (``aligned``), inverted in one batch -- by default stochastically as
    the reference's encoder runs (seeded) -- with ``w_avg_ffhqrebalanced512-128.pt``; photo
    ``target_index`` is erased with the method's preset (paper defaults, 1000 steps); before/after
-   renders from 11 yaws.
+   renders of every photo from 11 yaws with random noise, as the reference renders them.
 2. :func:`guide.evaluate.pipeline.eval_all`: ID over the erased photo's views, ID_others over
    the other photos' views, FID_pre and ΔFID_real under the paper's sampling protocol (5000
    samples per generator, independent noise), MTCNN at the reference's thresholds.
@@ -54,6 +54,7 @@ class OODSettings:
     views: int = 11
     seed: int = 0
     inversion: str = "stochastic"  # the reference never puts GOAE in eval mode
+    renders: str = "random"  # the reference renders before/after with random noise
     real: Optional[Path] = None  # default: <checkpoints>/ffhq_real_feat.npy
     overwrite: bool = False
     resume: bool = False
@@ -214,6 +215,7 @@ def _config(method: str, settings: OODSettings, world: World):
     config.inversion.aligned = True
     config.inversion.mode = settings.inversion
     config.inversion.w_avg = world.w_avg
+    config.renders = settings.renders
     if world.demo:
         config.ltu.lr = 1e-3  # random weights: a larger step makes the few demo steps visible
     return config

@@ -45,13 +45,12 @@ class Kit:
 
 def make_kit(job: BatchJob, device: str, resources: Optional[Resources] = None, evaluator=AUTO) -> Kit:
     """Build (or adopt) the resources on `device`, the mean latent, the retain set and the evaluator."""
-    from guide.erase import load_w_avg, needs_w_avg_file
+    from guide.erase import load_w_avg
 
     dev = check_device(device)
     res = resources if resources is not None else build_resources(job, device)
     res.G_src = res.G_src.to(dev).eval().requires_grad_(False)
-    needs_file = any(needs_w_avg_file(e.to_identity()) for e in list(job.identities) + list(job.retain))
-    w_avg, w_avg_source = load_w_avg(res.G_src, res.checkpoint_dir, dev, job.erase.inversion.w_avg, needs_file)
+    w_avg, w_avg_source = load_w_avg(res.G_src, res.checkpoint_dir, dev, job.erase.inversion.w_avg)
     photo_models = PhotoModels()
     ids, latents, skipped = retain_latents(job.retain, res.G_src, job.erase, w_avg, res.checkpoint_dir, dev,
                                            photo_models)

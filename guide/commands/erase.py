@@ -16,18 +16,25 @@ DEFAULT_GENERATOR = "ffhqrebalanced512-128.pkl"
 def erase_config(method, seed, options: dict, overrides=()):
     """(EraseConfig, views) from the command's options and `--set KEY=VALUE` overrides: the keys of
     a batch job file (guide.batch.schema.ERASE_KEYS, e.g. truncation_psi, camera.fov_degrees,
-    losses.adj_alpha_min) plus evaluation.views; one-line errors naming the key."""
+    losses.adj_alpha_min) plus evaluation.views (renders per identity) and evaluation.renders
+    (paired | random); one-line errors naming the key."""
     from guide.batch.schema import JobFileError, apply_overrides, erase_config_from
+    from guide.config import RENDER_MODES
 
     raw = {"method": method, "seed": seed, **{k: v for k, v in options.items() if v is not None}}
     raw = apply_overrides(raw, overrides)
     evaluation = raw.pop("evaluation", None) or {}
-    if not isinstance(evaluation, dict) or set(evaluation) - {"views"}:
-        raise JobFileError("--set evaluation: only evaluation.views (renders per identity) applies to guide erase")
+    if not isinstance(evaluation, dict) or set(evaluation) - {"views", "renders"}:
+        raise JobFileError("--set evaluation: only evaluation.views and evaluation.renders apply to guide erase")
     views = evaluation.get("views")
     if views is not None and (isinstance(views, bool) or not isinstance(views, int) or views < 1):
         raise JobFileError(f"--set evaluation.views: expected a positive integer, got {views!r}")
-    return erase_config_from(raw), views
+    renders = evaluation.get("renders", "paired")
+    if renders not in RENDER_MODES:
+        raise JobFileError(f"--set evaluation.renders: expected one of {', '.join(RENDER_MODES)}, got {renders!r}")
+    config = erase_config_from(raw)
+    config.renders = renders
+    return config, views
 
 
 def _identity(photo: Optional[Path], latent, random_seed, target_index):
@@ -86,7 +93,8 @@ def _identity(photo: Optional[Path], latent, random_seed, target_index):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Any other setting, as in a batch job file (repeatable): e.g. truncation_psi=0.7, "
                    "truncation_cutoff=14, camera.fov_degrees=18.837, camera.pitch_offset=-0.2, "
-                   "camera.yaw_range=0.2618, evaluation.views=11, losses.adj_alpha_min=0, losses.adj_weight=1.")
+                   "camera.yaw_range=0.2618, evaluation.views=11, evaluation.renders=random (fresh noise per "
+                   "render, as the reference), losses.adj_alpha_min=0, losses.adj_weight=1.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option()
 @checkpoints_option("checkpoint_dir")

@@ -41,6 +41,9 @@ def reproduce_group() -> None:
 @click.option("--views", type=click.IntRange(1), default=None, help="Renders per identity for ID [11].")
 @click.option("--inversion", type=click.Choice(["stochastic", "deterministic"]), default="stochastic",
               show_default=True, help="stochastic: GOAE's live dropout as the reference runs it (seeded by --seed).")
+@click.option("--renders", type=click.Choice(["random", "paired"]), default="random", show_default=True,
+              help="Before/after renders for ID: random noise as the reference renders them, or paired "
+                   "(constant noise, pixel-comparable).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--real", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Real Inception features for ΔFID_real [<checkpoints>/ffhq_real_feat.npy].")
@@ -50,7 +53,7 @@ def reproduce_group() -> None:
 @click.option("--resume", is_flag=True, help="Continue an interrupted reproduction in --out.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def reproduce_ood(photo_dir: Optional[Path], out_dir: Path, demo: bool, target_index: int, methods, iters,
-                  fid_samples, fid_batch, views, inversion, seed, real, device, checkpoints, overwrite, resume,
+                  fid_samples, fid_batch, views, inversion, renders, seed, real, device, checkpoints, overwrite, resume,
                   no_progress) -> None:
     """The reference's OOD experiment on PHOTO_DIR (its five aligned CelebA-HQ sample photos):
     invert the folder with GOAE (aligned inputs, one batch), erase photo --target-index with the
@@ -75,7 +78,7 @@ def reproduce_ood(photo_dir: Optional[Path], out_dir: Path, demo: bool, target_i
     settings = OODSettings(photo_dir=photo_dir, out_dir=out_dir, target_index=target_index, methods=methods,
                            iters=iters if iters is not None else defaults.get("iters"),
                            fid_samples=fid_samples or defaults.get("fid_samples", 5000), fid_batch=fid_batch,
-                           views=views or defaults.get("views", 11), seed=seed, inversion=inversion, real=real,
+                           views=views or defaults.get("views", 11), seed=seed, inversion=inversion, renders=renders, real=real,
                            overwrite=overwrite, resume=resume)
     check_out_dir(settings)
     dev = resolve_device(device)

@@ -224,14 +224,13 @@ def other_latents(others: Others, G_src, camera: CameraConfig, device: DeviceLik
         return torch.cat([_latents_from_file(Path(p), G_src.num_ws, G_src.w_dim) for p in others.paths]).to(device)
     if others.kind == "photos":
         try:
-            from guide.erase import load_w_avg
             from guide.inversion import PhotoModels, invert_photo
         except ImportError:
             raise GuideError("other identities from photos need GOAE inversion (guide.inversion), which this "
                              "installation lacks; pass latents instead") from None
-        w_avg, _ = load_w_avg(G_src, checkpoint_dir, device, needs_file=True)
         models = PhotoModels()  # one encoder and face detector for all the photos
-        return torch.cat([invert_photo(p, w_avg=w_avg, checkpoint_dir=checkpoint_dir, device=device, models=models)
+        # w_avg from the file (a missing one is a one-line error), as for the erased photo
+        return torch.cat([invert_photo(p, checkpoint_dir=checkpoint_dir, device=device, models=models)
                           for p in others.paths]).reshape(-1, G_src.num_ws, G_src.w_dim)
     if others.kind == "random":
         from guide.render import camera_for
@@ -246,19 +245,28 @@ def other_latents(others: Others, G_src, camera: CameraConfig, device: DeviceLik
 
 
 def render_before_after(G_src, G_unl, latents: torch.Tensor, camera: CameraConfig, num_views: int,
-                        progress: bool = True) -> List[Tuple[np.ndarray, np.ndarray]]:
-    """For each latent: uint8 renders ``[V, H, W, 3]`` by the source and by the unlearned generator."""
+                        progress: bool = True, renders: str = "paired", seed: int = 0
+                        ) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """For each latent: uint8 renders ``[V, H, W, 3]`` by the source and by the unlearned generator
+    (``renders="random"``: fresh seeded noise and ray jitter per render, as the erasure's own)."""
     from tqdm import tqdm
 
     from guide.cameras import view_yaws
-    from guide.render import render_views, to_uint8
+    from guide.render import render_generator, render_views, to_uint8
 
     yaws = view_yaws(num_views, camera.yaw_range)
+
+    def views_of(G, w, *stream):
+        if renders == "paired":
+            return to_uint8(render_views(G, w, camera, yaws))
+        return to_uint8(render_views(G, w, camera, yaws, deterministic=False,
+                                     generator=render_generator(seed, *stream, device=w.device)))
+
     out = []
     for k in tqdm(range(latents.shape[0]), desc="rendering other identities", unit="id", disable=not progress,
                   dynamic_ncols=True):
         w = latents[k:k + 1]
-        out.append((to_uint8(render_views(G_src, w, camera, yaws)), to_uint8(render_views(G_unl, w, camera, yaws))))
+        out.append((views_of(G_src, w, 3 + k, 0), views_of(G_unl, w, 3 + k, 1)))
     return out
 
 

@@ -176,7 +176,8 @@ def id_for_output(run: EraseOutput, networks: EvalNetworks, generators: Generato
     if others.kind != "none":
         G_src, G_unl = generators.pretrained(), generators.unlearned()
         latents = other_latents(others, G_src, run.camera, networks.device, networks.checkpoint_dir)
-        pairs = render_before_after(G_src, G_unl, latents, run.camera, len(before), progress=progress)
+        pairs = render_before_after(G_src, G_unl, latents, run.camera, len(before), progress=progress,
+                                    renders=run.renders, seed=run.seed)
     return evaluate_identity(before, after, networks.identity(), others_pairs=pairs, others=others.describe(),
                              progress=progress)
 

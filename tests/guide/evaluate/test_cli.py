@@ -117,11 +117,11 @@ def test_missing_folder(tmp_path):
     assert_one_line_error(result, text, "is not a folder")
 
 
-def test_missing_real_statistics(erase_output, tmp_path):
+def test_missing_real_statistics_file(erase_output, tmp_path):
+    """A --real file that is given but missing is an error; no real statistics at all is not
+    (tests/guide/evaluate/test_pipeline.py)."""
     result, text = run(["fid", erase_output, "--real", tmp_path / "missing.npy", "--random-networks"])
     assert_one_line_error(result, text, "missing.npy", "not found")
-    result, text = run(["all", erase_output, "--checkpoints", tmp_path, "--random-networks"])
-    assert_one_line_error(result, text, "missing real statistics", "--real")
 
 
 def test_mismatched_feature_dimension(erase_output, tmp_path):
