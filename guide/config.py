@@ -80,8 +80,8 @@ class InversionConfig:
     """How a photo (or a saved latent) becomes the identity latent w_u."""
 
     aligned: bool = False  # the photo is already an aligned crop: fed to GOAE as is (the reference's inputs)
-    mode: str = "deterministic"  # 'stochastic': GOAE with live DropPath/dropout as the reference runs it, seeded by `seed`
-    w_avg: str = "file"  # 'file': w_avg_ffhqrebalanced512-128.pt (required for photos and latents); 'mapping': G's own mean
+    mode: str = "deterministic"  # 'stochastic': GOAE's live DropPath/dropout as the reference runs it, seeded by `seed`
+    w_avg: str = "file"  # 'file': w_avg_ffhqrebalanced512-128.pt (needed by photos and latents); 'mapping': G's own
 
     def __post_init__(self) -> None:
         if self.mode not in INVERSION_MODES:

@@ -464,7 +464,8 @@ IDENTITY_EVAL_FILE = "CurricularFace_Backbone.pth"
 def identity_metrics(out_dir: Path, checkpoint_dir, device, log, *, note: bool = True) -> Optional[dict]:
     """ID similarity of the erased identity before/after (CurricularFace over the 11 views) and,
     for a folder erasure, ID_others over its other photos, merged into metrics.json when the
-    evaluation network is in the checkpoints folder; `guide eval all` adds the FIDs. `note`: log it when the network is absent."""
+    evaluation network is in the checkpoints folder; `guide eval all` adds the FIDs. `note`: log it
+    when the network is absent."""
     if checkpoint_dir is None or not (Path(checkpoint_dir) / IDENTITY_EVAL_FILE).is_file():
         if note:
             log(f"metrics.json: pixel metrics only ({IDENTITY_EVAL_FILE} not in the checkpoints folder; "

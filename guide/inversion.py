@@ -171,7 +171,8 @@ def load_encoder(path: PathLike, device: Device = "cpu", stochastic: bool = Fals
     from goae import GOAEConfig, GOAEncoder
 
     try:
-        return GOAEncoder.from_checkpoint(path, device=device, config=GOAEConfig(stochastic=True) if stochastic else None)
+        config = GOAEConfig(stochastic=True) if stochastic else None
+        return GOAEncoder.from_checkpoint(path, device=device, config=config)
     except (ValueError, FileNotFoundError) as exc:
         raise CorruptCheckpointError(" ".join(str(exc).split())[:400]) from None
 
@@ -194,7 +195,7 @@ def load_inversion_models(checkpoint_dir: PathLike, device: Device = "cpu", stoc
 
     encoder_path = require_checkpoint(ENCODER_FILE, checkpoint_dir)
     w_avg_path = require_checkpoint(W_AVG_FILE, checkpoint_dir)
-    encoder = load_encoder(encoder_path, device, stochastic=True) if stochastic else load_encoder(encoder_path, device)
+    encoder = load_encoder(encoder_path, device, stochastic=stochastic)
     w_avg = load_w_avg(w_avg_path, device, num_ws=getattr(encoder, "num_ws", NUM_WS))
     return InversionModels(encoder, w_avg, encoder_path, w_avg_path)
 
@@ -219,9 +220,8 @@ class PhotoModels:
             return self._given.to(device)
         key = (str(checkpoint_dir), str(device), bool(stochastic))
         if key not in self._encoders:
-            path = require_checkpoint(ENCODER_FILE, checkpoint_dir)
-            self._encoders[key] = load_encoder(path, device, stochastic=True) if stochastic else \
-                load_encoder(path, device)
+            self._encoders[key] = load_encoder(require_checkpoint(ENCODER_FILE, checkpoint_dir), device,
+                                               stochastic=stochastic)
         return self._encoders[key]
 
     def detector(self, device: Device = "cpu") -> Any:
@@ -234,28 +234,9 @@ class PhotoModels:
         return self._detectors[key]
 
 
-def invert_photo(
-    photo: Any,
-    *,
-    w_avg: Optional[torch.Tensor] = None,
-    checkpoint_dir: Optional[PathLike] = None,
-    device: Device = "cpu",
-    face_index: Optional[int] = None,
-    aligned: bool = False,
-    encoder: Optional[torch.nn.Module] = None,
-    detector: Optional[Any] = None,
-    models: Optional[PhotoModels] = None,
-    seed: Optional[int] = None,
-) -> torch.Tensor:
-    """``w_u`` ``[1, 14, 512]`` of a photo in one call: align (unless ``aligned``), encode, add ``w_avg``.
-
-    ``photo``: path, PIL image or array (see :func:`guide.preprocess.align_photo`). ``w_avg`` and
-    ``encoder`` default to the files in ``checkpoint_dir`` (default: :func:`guide.paths.resolve_checkpoint_dir`);
-    pass them (and a ``detector``), or one :class:`PhotoModels` as ``models``, to invert many
-    photos without reloading. ``seed``: stochastic inversion (see :func:`invert`).
-    """
-    return invert_photos([photo], w_avg=w_avg, checkpoint_dir=checkpoint_dir, device=device, face_index=face_index,
-                         aligned=aligned, encoder=encoder, detector=detector, models=models, seed=seed)
+def invert_photo(photo: Any, **options: Any) -> torch.Tensor:
+    """``w_u`` ``[1, 14, 512]`` of one photo: :func:`invert_photos` of ``[photo]`` (same keywords)."""
+    return invert_photos([photo], **options)
 
 
 def invert_photos(
@@ -271,9 +252,15 @@ def invert_photos(
     models: Optional[PhotoModels] = None,
     seed: Optional[int] = None,
 ) -> torch.Tensor:
-    """``[N, 14, 512]``: the photos aligned (unless ``aligned``) and inverted in ONE encoder batch,
-    as the reference inverts a folder (this matters for the stochastic inversion's draws).
-    Arguments as :func:`invert_photo`."""
+    """``[N, 14, 512]``: the photos aligned (unless ``aligned``), inverted in ONE encoder batch (as
+    the reference inverts a folder; this matters for the stochastic inversion's draws), plus ``w_avg``.
+
+    ``photos``: paths, PIL images or arrays (see :func:`guide.preprocess.align_photo`). ``w_avg``
+    and ``encoder`` default to the files in ``checkpoint_dir`` (default:
+    :func:`guide.paths.resolve_checkpoint_dir`); pass them (and a ``detector``), or one
+    :class:`PhotoModels` as ``models``, to invert many photos without reloading. ``seed``:
+    stochastic inversion (see :func:`invert`).
+    """
     from guide.checkpoints import require_checkpoint
     from guide.paths import resolve_checkpoint_dir
 
@@ -283,8 +270,7 @@ def invert_photos(
         if models is not None:
             encoder = models.encoder(folder, device, stochastic=stochastic)
         else:
-            path = require_checkpoint(ENCODER_FILE, folder)
-            encoder = load_encoder(path, device, stochastic=True) if stochastic else load_encoder(path, device)
+            encoder = load_encoder(require_checkpoint(ENCODER_FILE, folder), device, stochastic=stochastic)
     if w_avg is None:
         w_avg = load_w_avg(require_checkpoint(W_AVG_FILE, folder), device, num_ws=getattr(encoder, "num_ws", NUM_WS))
     crops = []

@@ -43,7 +43,8 @@ def batch_bench(counts, steps, warmup, device, nrr, identity_chunk, exact_max, s
     from guide.devices import resolve_device
     from guide.io.atomic import write_text_atomic
 
-    settings = BatchBenchSettings(counts=counts, steps=steps, warmup=warmup, device=str(resolve_device(device)), nrr=nrr,
+    settings = BatchBenchSettings(counts=counts, steps=steps, warmup=warmup, device=str(resolve_device(device)),
+                                  nrr=nrr,
                                   identity_chunk=identity_chunk, exact_max=exact_max, sample=sample, threads=threads)
     report = run_batch_bench(settings, progress=lambda m: click.echo(m, err=True))
     click.echo(format_table(report))

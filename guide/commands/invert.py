@@ -36,9 +36,9 @@ def _aligned_input(photo: Path, max_pixels: int):
 @checkpoints_option()
 @device_option("Device for detection and the encoder: ")
 @click.option("--aligned", is_flag=True, help="PHOTO is already an aligned 512x512 crop: skip detection and cropping.")
-@click.option("--inversion", "inversion_mode", type=click.Choice(["deterministic", "stochastic"]), default="deterministic",
-              show_default=True, help="stochastic: GOAE with live DropPath/dropout as the reference runs it "
-              "(one draw, seeded by --seed).")
+@click.option("--inversion", "inversion_mode", type=click.Choice(["deterministic", "stochastic"]),
+              default="deterministic", show_default=True,
+              help="stochastic: GOAE with live DropPath/dropout as the reference runs it (one draw, seeded by --seed).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of a stochastic inversion.")
 @click.option("--face-index", type=click.IntRange(min=0), default=None,
               help="Which face to use, most prominent first (default 0).")

@@ -78,7 +78,8 @@ def reproduce_ood(photo_dir: Optional[Path], out_dir: Path, demo: bool, target_i
     settings = OODSettings(photo_dir=photo_dir, out_dir=out_dir, target_index=target_index, methods=methods,
                            iters=iters if iters is not None else defaults.get("iters"),
                            fid_samples=fid_samples or defaults.get("fid_samples", 5000), fid_batch=fid_batch,
-                           views=views or defaults.get("views", 11), seed=seed, inversion=inversion, renders=renders, real=real,
+                           views=views or defaults.get("views", 11), seed=seed, inversion=inversion, renders=renders,
+                           real=real,
                            overwrite=overwrite, resume=resume)
     check_out_dir(settings)
     dev = resolve_device(device)

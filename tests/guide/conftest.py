@@ -67,7 +67,7 @@ def photo_loads(monkeypatch):
         path = Path(folder) / name
         return path if path.is_file() else real_require(name, folder)
 
-    def load_encoder(path, device="cpu"):
+    def load_encoder(path, device="cpu", stochastic=False):
         loads.encoders += 1
         return "encoder"
 

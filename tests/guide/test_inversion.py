@@ -39,7 +39,8 @@ def checkpoints(tmp_path, tiny_encoder, monkeypatch):
     torch.save(tiny_encoder.state_dict(), folder / inversion.ENCODER_FILE)
     torch.save(torch.randn(14, 16, generator=torch.Generator().manual_seed(0)), folder / inversion.W_AVG_FILE)
     monkeypatch.setattr(inversion, "load_encoder",
-                        lambda path, device="cpu": goae.GOAEncoder.from_checkpoint(path, device, config=tiny_config()))
+                        lambda path, device="cpu", stochastic=False:
+                        goae.GOAEncoder.from_checkpoint(path, device, config=tiny_config(stochastic)))
     monkeypatch.delenv(CHECKPOINTS_ENV, raising=False)
     return folder
 
