@@ -37,7 +37,7 @@ REPORT = "report.html"
 REFERENCE_FILES = ("ffhqrebalanced512-128.pkl", "w_avg_ffhqrebalanced512-128.pt", "encoder_FFHQ.pt",
                    "vgg16-397923af.pth", "model_ir_se50.pth", "CurricularFace_Backbone.pth",
                    "pt_inception-2015-12-05-6726825d.pth", "ffhq_real_feat.npy")
-SHOWN = (("ID", "{:.4f}"), ("ID_others", "{:.4f}"), ("FID_pre", "{:.3f}"), ("delta_FID_real", "{:.3f}"))
+SHOWN = (("ID", "{:.4f}"), ("ID_others", "{:.4f}"), ("FID_pre", "{:.4g}"), ("delta_FID_real", "{:.4g}"))
 
 
 @dataclass
@@ -295,8 +295,9 @@ def _header() -> List[str]:
 def _caveats(settings: OODSettings, world: World, results: Dict[str, Dict[str, Any]]) -> List[str]:
     out = []
     if world.demo:
-        out.append("DEMO run: tiny generator and networks with RANDOM weights -- the numbers only show that the "
-                   "pipeline runs; they are not comparable with the published ones.")
+        out.append("DEMO run: tiny generator and networks with RANDOM weights (learning rate 1e-3 so that the few "
+                   "steps show) -- the numbers only show that the pipeline runs; they are not comparable with the "
+                   "published ones.")
     if settings.fid_samples < 5000:
         out.append(f"FID from {settings.fid_samples} samples per generator (the reference: 5000); FID is biased "
                    "upwards for small N.")

@@ -427,18 +427,19 @@ def _camera(check: _Checker, data: dict, camera: CameraConfig) -> None:
             setattr(camera, name, check.number(raw[name], where))
 
 
-class _OverrideChecker(_Checker):
-    """Errors of `guide erase --set`: they name the key, not a job file."""
+class _OptionsChecker(_Checker):
+    """Errors of settings from the command line (`guide erase` options and --set): they name the
+    key, not a job file."""
 
     def fail(self, where: str, message: str) -> JobFileError:
-        return JobFileError(f"--set {where}: {message}")
+        return JobFileError(f"setting {where}: {message}")
 
 
 def erase_config_from(data: Mapping, name: Optional[str] = None) -> EraseConfig:
     """An EraseConfig from job-file keys (:data:`ERASE_KEYS`; e.g. what `guide erase` builds from
     its options and `--set KEY=VALUE`); one-line JobFileError naming the key. `name`: the job file
     the keys come from (None: command-line overrides)."""
-    check = _Checker(name) if name is not None else _OverrideChecker("--set")
+    check = _Checker(name) if name is not None else _OptionsChecker("command line")
     check.unknown(data, ERASE_KEYS)
     return _erase_config(check, dict(data))
 

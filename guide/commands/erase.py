@@ -25,13 +25,14 @@ def erase_config(method, seed, options: dict, overrides=()):
     raw = apply_overrides(raw, overrides)
     evaluation = raw.pop("evaluation", None) or {}
     if not isinstance(evaluation, dict) or set(evaluation) - {"views", "renders"}:
-        raise JobFileError("--set evaluation: only evaluation.views and evaluation.renders apply to guide erase")
+        raise JobFileError("setting evaluation: only evaluation.views and evaluation.renders apply to guide erase")
     views = evaluation.get("views")
     if views is not None and (isinstance(views, bool) or not isinstance(views, int) or views < 1):
-        raise JobFileError(f"--set evaluation.views: expected a positive integer, got {views!r}")
+        raise JobFileError(f"setting evaluation.views: expected a positive integer, got {views!r}")
     renders = evaluation.get("renders", "paired")
     if renders not in RENDER_MODES:
-        raise JobFileError(f"--set evaluation.renders: expected one of {', '.join(RENDER_MODES)}, got {renders!r}")
+        raise JobFileError(f"setting evaluation.renders: expected one of {', '.join(RENDER_MODES)}, "
+                           f"got {renders!r}")
     config = erase_config_from(raw)
     config.renders = renders
     return config, views
