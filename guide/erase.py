@@ -87,7 +87,8 @@ def needs_w_avg_file(identity: Identity) -> bool:
 
 def w_avg_problem(identity: Identity, config: EraseConfig, checkpoint_dir: Optional[Path]) -> Optional[str]:
     """Why `identity` cannot be erased with the mean latent `config` asks for (one line), or None:
-    photo, folder and latent erasures with ``w_avg: file`` need `w_avg_ffhqrebalanced512-128.pt`."""
+    photo, folder and latent erasures with ``w_avg: file`` need `w_avg_ffhqrebalanced512-128.pt`
+    (the inversion adds it, and the UFO target is taken relative to it)."""
     if config.inversion.w_avg != "file" or not needs_w_avg_file(identity):
         return None
     path = Path(checkpoint_dir) / W_AVG_FILE if checkpoint_dir is not None else None
@@ -148,8 +149,8 @@ def identity_latent(identity: Identity, G, config: EraseConfig, w_avg: torch.Ten
     (a guide.inversion.PhotoModels keeping the encoder and face detector) when given, as
     `config.inversion` says (aligned input, deterministic or stochastic)."""
     ltu = config.ltu
-    problem = w_avg_problem(identity, config, checkpoint_dir)
-    if problem:
+    problem = w_avg_problem(identity, config, checkpoint_dir) if identity.kind in ("photo", "folder") else None
+    if problem:  # the inversion adds the mean latent; a saved latent is used as it is
         raise GuideError(problem)
     if identity.kind == "random":
         z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(int(identity.value))).to(device)
