@@ -73,6 +73,26 @@ class LTUConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
 
 
+INVERSION_MODES = ("deterministic", "stochastic")
+RENDER_MODES = ("paired", "random")
+W_AVG_SOURCES = ("file", "mapping")
+
+
+@dataclass
+class InversionConfig:
+    """How a photo (or a saved latent) becomes the identity latent w_u."""
+
+    aligned: bool = False  # the photo is already an aligned crop: fed to GOAE as is (the reference's inputs)
+    mode: str = "deterministic"  # 'stochastic': GOAE's live DropPath/dropout as the reference runs it, seeded by `seed`
+    w_avg: str = "file"  # 'file': w_avg_ffhqrebalanced512-128.pt (needed by photos and latents); 'mapping': G's own
+
+    def __post_init__(self) -> None:
+        if self.mode not in INVERSION_MODES:
+            raise ValueError(f"inversion mode must be one of {INVERSION_MODES}, got {self.mode!r}")
+        if self.w_avg not in W_AVG_SOURCES:
+            raise ValueError(f"w_avg must be one of {W_AVG_SOURCES}, got {self.w_avg!r}")
+
+
 @dataclass
 class EraseConfig:
     """Everything that defines one erasure."""
@@ -81,6 +101,19 @@ class EraseConfig:
     seed: int = 0
     target: TargetConfig = field(default_factory=TargetConfig)
     ltu: LTUConfig = field(default_factory=LTUConfig)
+    inversion: InversionConfig = field(default_factory=InversionConfig)
+    # before/after renders for ID: 'paired' (constant noise, fixed rays: pixel-comparable) or 'random'
+    # (fresh noise and ray jitter per render, seeded by `seed`, as the reference renders them)
+    renders: str = "paired"
+
+    def __post_init__(self) -> None:
+        if self.renders not in RENDER_MODES:
+            raise ValueError(f"renders must be one of {RENDER_MODES}, got {self.renders!r}")
+
+    @property
+    def inversion_seed(self) -> Optional[int]:
+        """The seed of a stochastic inversion, None for the deterministic one."""
+        return self.seed if self.inversion.mode == "stochastic" else None
 
     def to_dict(self) -> dict:
         return asdict(self)

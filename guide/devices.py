@@ -5,13 +5,19 @@ import torch
 
 from guide.errors import GuideError
 
+AUTO = "auto"
+DEVICE_HELP = "auto (CUDA when available, else the CPU), cpu, cuda or cuda:N."
+
 
 def resolve_device(device) -> torch.device:
-    """torch.device for `device`; GuideError for an unknown name or CUDA requested but absent."""
+    """torch.device for `device`: ``"auto"`` (the default of every command and job file) is CUDA
+    when available, else the CPU; GuideError for an unknown name or CUDA requested but absent."""
+    if device is None or (isinstance(device, str) and device.strip().lower() == AUTO):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, ValueError):
-        raise GuideError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from None
+        raise GuideError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise GuideError(f"--device {device} was requested but CUDA is not available on this machine")
     return resolved

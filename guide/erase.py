@@ -10,7 +10,6 @@ in checkpoint/state.pt.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -38,14 +37,25 @@ class OutputExistsError(GuideError):
 
 @dataclass
 class Identity:
-    """Who to erase: a photo, a saved latent, or a random sample of the generator (Random scenario)."""
+    """Who to erase: a photo, a saved latent, a random sample of the generator (Random scenario),
+    or photo number `index` of a folder of photos (the reference's OOD protocol: the whole folder
+    is inverted in one batch and the other photos are the identities that must stay)."""
 
-    kind: str  # 'photo' | 'latent' | 'random'
+    kind: str  # 'photo' | 'latent' | 'random' | 'folder'
     value: Union[str, int]
+    index: Optional[int] = None  # folder only: which photo (sorted by file name) is erased
 
     def describe(self) -> str:
         return {"photo": f"photo {self.value}", "latent": f"latent {self.value}",
-                "random": f"random identity (seed {self.value})"}[self.kind]
+                "random": f"random identity (seed {self.value})",
+                "folder": f"photo {self.index} of folder {self.value}"}[self.kind]
+
+    def to_dict(self) -> dict:
+        """The config.json record (``index`` only for folders)."""
+        out = {"kind": self.kind, "value": self.value}
+        if self.kind == "folder":
+            out["index"] = self.index
+        return out
 
 
 @dataclass
@@ -68,26 +78,81 @@ class EraseResult:
 # ------------------------------------------------------------------------------ inputs
 
 
-def load_w_avg(G, checkpoint_dir: Optional[Path], device) -> tuple[torch.Tensor, str]:
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def needs_w_avg_file(identity: Identity) -> bool:
+    """Photo, folder and latent erasures: GOAE latents are offsets from the w_avg file's mean."""
+    return identity.kind in ("photo", "folder", "latent")
+
+
+def w_avg_problem(identity: Identity, config: EraseConfig, checkpoint_dir: Optional[Path]) -> Optional[str]:
+    """Why `identity` cannot be erased with the mean latent `config` asks for (one line), or None:
+    photo, folder and latent erasures with ``w_avg: file`` need `w_avg_ffhqrebalanced512-128.pt`
+    (the inversion adds it, and the UFO target is taken relative to it)."""
+    if config.inversion.w_avg != "file" or not needs_w_avg_file(identity):
+        return None
+    path = Path(checkpoint_dir) / W_AVG_FILE if checkpoint_dir is not None else None
+    if path is not None and path.is_file():
+        return None
+    return (f"missing {path if path is not None else W_AVG_FILE}: GOAE latents are offsets from that mean latent "
+            "(put the file in the checkpoints folder, or pass --w-avg mapping to use the generator's own mean, "
+            "which shifts w_u and the target)")
+
+
+def load_w_avg(G, checkpoint_dir: Optional[Path], device, choice: str = "file") -> tuple[torch.Tensor, str]:
     """[1,num_ws,w_dim] mean latent and where it came from.
 
-    The reference loads `w_avg_ffhqrebalanced512-128.pt` ([14,512]); we use that file when it
-    is in the checkpoints folder, else the generator's own tracked mean `mapping.w_avg`
-    broadcast to every row (the same quantity EG3D's truncation uses)."""
-    if checkpoint_dir is not None and (Path(checkpoint_dir) / W_AVG_FILE).is_file():
+    ``choice="file"`` (the reference's): `w_avg_ffhqrebalanced512-128.pt` ([14,512]) from the
+    checkpoints folder when it is there; otherwise, and for ``choice="mapping"``, the generator's
+    tracked mean `mapping.w_avg` broadcast to every row (the quantity EG3D's truncation uses),
+    and the source says so. Photo and latent erasures refuse the fallback (:func:`w_avg_problem`)."""
+    path = Path(checkpoint_dir) / W_AVG_FILE if checkpoint_dir is not None else None
+    if choice == "file" and path is not None and path.is_file():
         from guide.inversion import load_w_avg as read_w_avg
 
-        path = Path(checkpoint_dir) / W_AVG_FILE
         return read_w_avg(path, device, num_ws=G.num_ws), str(path)
     w_avg = G.backbone.mapping.w_avg.detach().reshape(1, 1, -1).repeat(1, G.num_ws, 1).to(device)
+    if choice == "mapping":
+        return w_avg, "generator mapping.w_avg (--w-avg mapping)"
     return w_avg, "generator mapping.w_avg (no w_avg file in the checkpoints folder)"
+
+
+def folder_photos(folder: Union[str, Path]) -> List[Path]:
+    """The image files of a folder, sorted by name (the reference's order; other files skipped)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise GuideError(f"photo folder not found: {root}")
+    photos = sorted((p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                    key=lambda p: p.name)
+    if not photos:
+        raise GuideError(f"{root} holds no photos ({', '.join(IMAGE_SUFFIXES)})")
+    return photos
+
+
+def folder_latents(identity: Identity, config: EraseConfig, w_avg: torch.Tensor, checkpoint_dir, device,
+                   photo_models=None) -> tuple[torch.Tensor, List[Path]]:
+    """w [N,num_ws,w_dim] of every photo of a folder identity, inverted in one batch, and the photos."""
+    from guide.inversion import invert_photos
+
+    photos = folder_photos(identity.value)
+    if identity.index is None or not 0 <= identity.index < len(photos):
+        raise GuideError(f"--target-index {identity.index} is out of range: {identity.value} holds "
+                         f"{len(photos)} photos (0 to {len(photos) - 1}, sorted by file name)")
+    w = invert_photos(photos, w_avg=w_avg, checkpoint_dir=checkpoint_dir, device=device,
+                      aligned=config.inversion.aligned, models=photo_models, seed=config.inversion_seed)
+    return w, photos
 
 
 def identity_latent(identity: Identity, G, config: EraseConfig, w_avg: torch.Tensor, checkpoint_dir, device,
                     photo_models=None):
     """w_u [1,num_ws,w_dim] for the identity. A photo is inverted with `photo_models`
-    (a guide.inversion.PhotoModels keeping the encoder and face detector) when given."""
+    (a guide.inversion.PhotoModels keeping the encoder and face detector) when given, as
+    `config.inversion` says (aligned input, deterministic or stochastic)."""
     ltu = config.ltu
+    problem = w_avg_problem(identity, config, checkpoint_dir) if identity.kind in ("photo", "folder") else None
+    if problem:  # the inversion adds the mean latent; a saved latent is used as it is
+        raise GuideError(problem)
     if identity.kind == "random":
         z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(int(identity.value))).to(device)
         c = camera_for(ltu.camera, 0.0, 0.0, device)
@@ -109,7 +174,10 @@ def identity_latent(identity: Identity, G, config: EraseConfig, w_avg: torch.Ten
         from guide.inversion import invert_photo
 
         return invert_photo(identity.value, w_avg=w_avg, checkpoint_dir=checkpoint_dir, device=device,
-                            models=photo_models)
+                            models=photo_models, aligned=config.inversion.aligned, seed=config.inversion_seed)
+    if identity.kind == "folder":
+        w, _ = folder_latents(identity, config, w_avg, checkpoint_dir, device, photo_models)
+        return w[identity.index:identity.index + 1]
     raise ValueError(f"unknown identity kind {identity.kind!r}")
 
 
@@ -195,7 +263,7 @@ def erase_settings(identity: Identity, config: EraseConfig, device, generator_pa
     """The config.json record of one erasure: settings, sources and the checkpoints' sha256."""
     return {
         "guide_version": guide.__version__,
-        "identity": dataclasses.asdict(identity),
+        "identity": identity.to_dict(),
         "erase": config.to_dict(),
         "device": str(device),
         "source_generator": str(generator_path) if generator_path else "built-in",
@@ -218,14 +286,23 @@ def write_tensors(path: Path, **tensors) -> None:
 
 
 def render_identity(G_src, G, w_u: torch.Tensor, w_t: torch.Tensor, out_dir: Path, camera,
-                    views: Optional[int] = None) -> Dict[str, float]:
-    """renders/before|after|target_XX.png and grid.png of one identity; returns the pixel metrics."""
+                    views: Optional[int] = None, renders: str = "paired", seed: int = 0) -> Dict[str, float]:
+    """renders/before|after|target_XX.png and grid.png of one identity; returns the pixel metrics.
+    `renders="random"`: fresh noise and ray jitter per render (seeded by `seed`), as the reference."""
     from guide.cameras import view_yaws
+    from guide.render import render_generator
 
     yaws = None if views is None else view_yaws(views, camera.yaw_range)
-    before = render_views(G_src, w_u, camera, yaws)
-    after = render_views(G, w_u, camera, yaws)
-    target = render_views(G_src, w_t, camera, yaws)
+
+    def views_of(G_, w, stream):
+        if renders == "paired":
+            return render_views(G_, w, camera, yaws)
+        return render_views(G_, w, camera, yaws, deterministic=False,
+                            generator=render_generator(seed, stream, device=w.device))
+
+    before = views_of(G_src, w_u, 0)
+    after = views_of(G, w_u, 1)
+    target = views_of(G_src, w_t, 2)
     renders = Path(out_dir) / "renders"
     save_images(before, renders, "before")
     save_images(after, renders, "after")
@@ -329,18 +406,30 @@ def run_erase(
     """Erase `identity` from `G_src` and write every output into `out_dir` (see module doc).
     `views`: number of before/after/target renders (default: the 11 evaluation yaws).
     `metrics_note`: log it when metrics.json holds pixel metrics only (off in batches, which
-    report their own evaluation). `photo_models`: see :func:`identity_latent`."""
+    report their own evaluation). `photo_models`: see :func:`identity_latent`. A folder identity
+    also stores the other photos' latents (latents.pt `w_others`), from which ID_others is measured."""
     out_dir = Path(out_dir)
     device = torch.device(device)
+    G_src = G_src.to(device).eval().requires_grad_(False)
+    problem = w_avg_problem(identity, config, checkpoint_dir)  # reported before anything is written
+    if problem:
+        raise GuideError(problem)
+    w_avg, w_avg_source = load_w_avg(G_src, checkpoint_dir, device, config.inversion.w_avg)
     resuming = prepare_out_dir(out_dir, overwrite, resume)
     torch.manual_seed(config.seed)
-    G_src = G_src.to(device).eval().requires_grad_(False)
-
-    w_avg, w_avg_source = load_w_avg(G_src, checkpoint_dir, device)
-    w_u = identity_latent(identity, G_src, config, w_avg, checkpoint_dir, device, photo_models)
+    others: dict = {}
+    if identity.kind == "folder":
+        w_all, photos = folder_latents(identity, config, w_avg, checkpoint_dir, device, photo_models)
+        w_u = w_all[identity.index:identity.index + 1]
+        keep = [i for i in range(len(photos)) if i != identity.index]
+        others = {"w_others": w_all[keep], "others": [photos[i].name for i in keep]}
+    else:
+        w_u = identity_latent(identity, G_src, config, w_avg, checkpoint_dir, device, photo_models)
     w_t = ufo_target(config.target.method, w_u, w_avg, config.target.distance)
 
     settings = erase_settings(identity, config, device, generator_path, w_avg_source, networks, checkpoint_dir)
+    if others:
+        settings["folder"] = {"erased": Path(photos[identity.index]).name, "others": others["others"]}
     if resuming:
         saved = json.loads((out_dir / "config.json").read_text())
         current = json.loads(json.dumps({k: settings[k] for k in ("erase", "identity")}, default=str))
@@ -348,7 +437,8 @@ def run_erase(
             raise GuideError(f"--resume: the settings differ from the interrupted run in {out_dir}")
     else:
         write_json(out_dir / "config.json", settings)
-        write_tensors(out_dir / "latents.pt", w_u=w_u, w_t=w_t)
+        write_tensors(out_dir / "latents.pt", w_u=w_u, w_t=w_t,
+                      **({"w_others": others["w_others"]} if others else {}))
 
     trainer = LTUTrainer(G_src, w_u, w_t, config.ltu, lpips=networks.lpips.to(device),
                          id_loss=networks.id_loss.to(device) if networks.id_loss is not None else None,
@@ -362,13 +452,35 @@ def run_erase(
     return result
 
 
+CPU_SECONDS_PER_STEP = 92.0  # one full-size LTU step on 2 CPU cores, neural rendering 64 (docs/performance.md)
+GPU_SECONDS_PER_STEP = 0.22  # the same step on an H200 with TF32, neural rendering 128 (docs/performance.md)
+
+
+def cpu_warning(G, iters: int, device) -> Optional[str]:
+    """One line before a full-size (512²) erase on the CPU, with the expected duration: the
+    measured CPU step (2 cores, at the *reduced* neural rendering 64, so a lower bound) times
+    `iters`; None on a GPU or for small generators."""
+    if torch.device(device).type != "cpu" or int(getattr(G, "img_resolution", 0)) < 512:
+        return None
+    return (f"warning: a full-size erase on the CPU takes long: {iters} steps x ~{CPU_SECONDS_PER_STEP:.0f} s "
+            f"(measured on 2 cores) = {_duration(iters * CPU_SECONDS_PER_STEP)} or more; on a GPU about "
+            f"{_duration(iters * GPU_SECONDS_PER_STEP)} (--device cuda)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
 IDENTITY_EVAL_FILE = "CurricularFace_Backbone.pth"
 
 
 def identity_metrics(out_dir: Path, checkpoint_dir, device, log, *, note: bool = True) -> Optional[dict]:
-    """ID similarity of the erased identity before/after (CurricularFace over the 11 views),
-    merged into metrics.json when the evaluation network is in the checkpoints folder;
-    `guide eval all` adds ID_others and the FIDs. `note`: log it when the network is absent."""
+    """ID similarity of the erased identity before/after (CurricularFace over the 11 views) and,
+    for a folder erasure, ID_others over its other photos, merged into metrics.json when the
+    evaluation network is in the checkpoints folder; `guide eval all` adds the FIDs. `note`: log it
+    when the network is absent."""
     if checkpoint_dir is None or not (Path(checkpoint_dir) / IDENTITY_EVAL_FILE).is_file():
         if note:
             log(f"metrics.json: pixel metrics only ({IDENTITY_EVAL_FILE} not in the checkpoints folder; "
@@ -376,8 +488,10 @@ def identity_metrics(out_dir: Path, checkpoint_dir, device, log, *, note: bool =
         return None
     from guide.evaluate import EvalNetworks, Others, eval_id
 
+    # the other photos of a folder erasure (the reference's ID_others); no random others here
+    others = Others(kind="auto", count=0)
     try:
-        return eval_id(out_dir, EvalNetworks(checkpoint_dir, device), others=Others(kind="none"), progress=False)
+        return eval_id(out_dir, EvalNetworks(checkpoint_dir, device), others=others, progress=False)
     except GuideError as exc:
         log(f"identity metrics skipped: {exc}")
         return None
@@ -400,7 +514,7 @@ def finish(trainer, G_src, w_u, w_t, history, out_dir: Path, config: EraseConfig
 
         export_eg3d_pkl(G, like=generator_path, out=out_dir / "generator.pkl")
 
-    pixel = render_identity(G_src, G, w_u, w_t, out_dir, config.ltu.camera, views)
+    pixel = render_identity(G_src, G, w_u, w_t, out_dir, config.ltu.camera, views, config.renders, config.seed)
     write_bytes_atomic(out_dir / "losses.png", loss_curve_png(history))
 
     metrics_path = out_dir / "metrics.json"

@@ -11,15 +11,20 @@ encoder's own input size (256 for GOAE, smaller for test configurations) is used
 ``torch.load(...).unsqueeze(0)``); :func:`load_w_avg` returns ``[1, num_ws, w_dim]`` and also
 accepts ``[1, 14, 512]`` and a single ``[512]`` row (repeated to ``num_ws`` rows).
 
-GUIDE never calls ``encoder.eval()``, so its inversion runs with live dropout / DropPath; our
-:class:`goae.GOAEncoder` is deterministic (eval-mode result), see its docstring.
+GUIDE never calls ``encoder.eval()``, so its inversion runs with live DropPath (0 -> 0.2) and
+cross-attention dropout (0.1): its w_u is one random draw under its seed. Ours is deterministic
+(the eval-mode result) by default; ``seed=`` (``guide erase --inversion stochastic``) makes one
+such draw with the encoder built stochastic (:func:`load_encoder` ``stochastic=True``), from
+torch's RNG seeded with ``seed`` inside :func:`torch.random.fork_rng` (the caller's RNG state is
+left alone). The draw follows the reference's distributions, not its random stream. A folder of
+photos is inverted in one batch, as the reference does (:func:`invert_photos`).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 from PIL import Image
@@ -32,9 +37,11 @@ __all__ = [
     "InversionModels",
     "PhotoModels",
     "W_AVG_FILE",
+    "aligned_note",
     "encoder_input",
     "invert",
     "invert_photo",
+    "invert_photos",
     "latent_record",
     "load_encoder",
     "load_inversion_models",
@@ -77,19 +84,48 @@ def _as_input(image_or_aligned: Any, size: int, device: Device) -> torch.Tensor:
     raise TypeError(f"expected a PIL image, an AlignedPhoto or an image tensor, got {type(image).__name__}")
 
 
+def is_stochastic(encoder: torch.nn.Module) -> bool:
+    """Whether ``encoder`` has the reference's DropPath / dropout layers (live in train mode)."""
+    return bool(getattr(getattr(encoder, "config", None), "stochastic", False))
+
+
+def _stochastic_offsets(encoder: torch.nn.Module, x: torch.Tensor, seed: int) -> torch.Tensor:
+    """One train-mode forward (live DropPath / dropout) from torch's RNG seeded with ``seed``;
+    the caller's RNG state and the encoder's mode are restored afterwards."""
+    if not is_stochastic(encoder):
+        raise ValueError("stochastic inversion needs an encoder built with its DropPath/dropout layers "
+                         "(load_encoder(..., stochastic=True) or GOAEConfig(stochastic=True))")
+    cuda = [x.device.index if x.device.index is not None else torch.cuda.current_device()] \
+        if x.device.type == "cuda" else []
+    was_training = encoder.training
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(int(seed))
+        encoder.train()
+        try:
+            offsets, _ = encoder(x)
+        finally:
+            encoder.train(was_training)
+    return offsets
+
+
 @torch.no_grad()
 def invert(
-    image_or_aligned: Any, encoder: torch.nn.Module, w_avg: torch.Tensor, device: Device = "cpu"
+    image_or_aligned: Any, encoder: torch.nn.Module, w_avg: torch.Tensor, device: Device = "cpu",
+    *, seed: Optional[int] = None,
 ) -> torch.Tensor:
-    """``w_u`` ``[N, 14, 512]`` (N = 1 for an image) of an aligned crop: encoder offsets + ``w_avg``.
+    """``w_u`` ``[N, 14, 512]`` of aligned crops: encoder offsets + ``w_avg``.
 
     ``image_or_aligned``: the aligned 512x512 crop (PIL), an :class:`~guide.preprocess.AlignedPhoto`,
-    or an encoder-sized tensor ``[N, 3, 256, 256]`` in [-1, 1]. ``w_avg``: ``[1, 14, 512]`` (see
-    :func:`load_w_avg`). ``encoder`` is used as given (GOAE: deterministic, eval mode).
+    an encoder-sized tensor ``[N, 3, 256, 256]`` in [-1, 1], or a list of those (one batch, N rows).
+    ``w_avg``: ``[1, 14, 512]`` (see :func:`load_w_avg`). ``seed``: None for the deterministic
+    (eval-mode) result; else the reference's stochastic inversion, one draw seeded by ``seed``
+    (see the module docstring).
     """
     device = torch.device(device)
-    x = _as_input(image_or_aligned, _encoder_size(encoder), device)
-    offsets, _ = encoder(x)
+    size = _encoder_size(encoder)
+    items = image_or_aligned if isinstance(image_or_aligned, (list, tuple)) else [image_or_aligned]
+    x = torch.cat([_as_input(item, size, device) for item in items])
+    offsets = encoder(x)[0] if seed is None else _stochastic_offsets(encoder, x, seed)
     w_avg = _check_w_avg(w_avg.to(device=device, dtype=offsets.dtype), offsets.shape[1:])
     return offsets + w_avg
 
@@ -129,12 +165,14 @@ def load_w_avg(path: PathLike, device: Device = "cpu", num_ws: int = NUM_WS) -> 
     return w
 
 
-def load_encoder(path: PathLike, device: Device = "cpu") -> torch.nn.Module:
-    """The GOAE encoder from ``encoder_FFHQ.pt`` on ``device`` (eval mode); damage -> one-line error."""
-    from goae import GOAEncoder
+def load_encoder(path: PathLike, device: Device = "cpu", stochastic: bool = False) -> torch.nn.Module:
+    """The GOAE encoder from ``encoder_FFHQ.pt`` on ``device`` (eval mode); damage -> one-line error.
+    ``stochastic``: with the reference's DropPath / dropout layers (see :func:`invert` ``seed``)."""
+    from goae import GOAEConfig, GOAEncoder
 
     try:
-        return GOAEncoder.from_checkpoint(path, device=device)
+        config = GOAEConfig(stochastic=True) if stochastic else None
+        return GOAEncoder.from_checkpoint(path, device=device, config=config)
     except (ValueError, FileNotFoundError) as exc:
         raise CorruptCheckpointError(" ".join(str(exc).split())[:400]) from None
 
@@ -149,13 +187,15 @@ class InversionModels:
     w_avg_path: Path
 
 
-def load_inversion_models(checkpoint_dir: PathLike, device: Device = "cpu") -> InversionModels:
-    """Encoder and ``w_avg`` from the checkpoint directory; a missing file is reported (one line) before any loading."""
+def load_inversion_models(checkpoint_dir: PathLike, device: Device = "cpu", stochastic: bool = False
+                          ) -> InversionModels:
+    """Encoder and ``w_avg`` from the checkpoint directory; a missing file is reported (one line) before any
+    loading. ``stochastic``: the encoder with its DropPath/dropout layers (see :func:`invert`)."""
     from guide.checkpoints import require_checkpoint
 
     encoder_path = require_checkpoint(ENCODER_FILE, checkpoint_dir)
     w_avg_path = require_checkpoint(W_AVG_FILE, checkpoint_dir)
-    encoder = load_encoder(encoder_path, device)
+    encoder = load_encoder(encoder_path, device, stochastic=stochastic)
     w_avg = load_w_avg(w_avg_path, device, num_ws=getattr(encoder, "num_ws", NUM_WS))
     return InversionModels(encoder, w_avg, encoder_path, w_avg_path)
 
@@ -163,19 +203,25 @@ def load_inversion_models(checkpoint_dir: PathLike, device: Device = "cpu") -> I
 class PhotoModels:
     """The GOAE encoder and the MTCNN face detector for inverting many photos: each is loaded on
     first use (per checkpoint folder / device) and then kept. A load that fails is not kept, so
-    every photo reports the same one-line error (e.g. a missing ``encoder_FFHQ.pt``)."""
+    every photo reports the same one-line error (e.g. a missing ``encoder_FFHQ.pt``). ``encoder``:
+    a ready-made encoder to use instead of the checkpoint file (demos, tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, encoder: Optional[torch.nn.Module] = None) -> None:
         self._encoders: Dict[tuple, torch.nn.Module] = {}
         self._detectors: Dict[str, Any] = {}
+        self._given = encoder
 
-    def encoder(self, checkpoint_dir: PathLike, device: Device = "cpu") -> torch.nn.Module:
-        """The encoder from ``checkpoint_dir`` on ``device`` (loaded once)."""
+    def encoder(self, checkpoint_dir: PathLike, device: Device = "cpu", stochastic: bool = False) -> torch.nn.Module:
+        """The encoder from ``checkpoint_dir`` on ``device`` (loaded once; ``stochastic``: see
+        :func:`load_encoder`). An encoder given to the constructor is used for every folder."""
         from guide.checkpoints import require_checkpoint
 
-        key = (str(checkpoint_dir), str(device))
+        if self._given is not None:
+            return self._given.to(device)
+        key = (str(checkpoint_dir), str(device), bool(stochastic))
         if key not in self._encoders:
-            self._encoders[key] = load_encoder(require_checkpoint(ENCODER_FILE, checkpoint_dir), device)
+            self._encoders[key] = load_encoder(require_checkpoint(ENCODER_FILE, checkpoint_dir), device,
+                                               stochastic=stochastic)
         return self._encoders[key]
 
     def detector(self, device: Device = "cpu") -> Any:
@@ -188,8 +234,13 @@ class PhotoModels:
         return self._detectors[key]
 
 
-def invert_photo(
-    photo: Any,
+def invert_photo(photo: Any, **options: Any) -> torch.Tensor:
+    """``w_u`` ``[1, 14, 512]`` of one photo: :func:`invert_photos` of ``[photo]`` (same keywords)."""
+    return invert_photos([photo], **options)
+
+
+def invert_photos(
+    photos: Sequence[Any],
     *,
     w_avg: Optional[torch.Tensor] = None,
     checkpoint_dir: Optional[PathLike] = None,
@@ -199,34 +250,69 @@ def invert_photo(
     encoder: Optional[torch.nn.Module] = None,
     detector: Optional[Any] = None,
     models: Optional[PhotoModels] = None,
+    seed: Optional[int] = None,
 ) -> torch.Tensor:
-    """``w_u`` ``[1, 14, 512]`` of a photo in one call: align (unless ``aligned``), encode, add ``w_avg``.
+    """``[N, 14, 512]``: the photos aligned (unless ``aligned``), inverted in ONE encoder batch (as
+    the reference inverts a folder; this matters for the stochastic inversion's draws), plus ``w_avg``.
 
-    ``photo``: path, PIL image or array (see :func:`guide.preprocess.align_photo`). ``w_avg`` and
-    ``encoder`` default to the files in ``checkpoint_dir`` (default: :func:`guide.paths.resolve_checkpoint_dir`);
-    pass them (and a ``detector``), or one :class:`PhotoModels` as ``models``, to invert many
-    photos without reloading.
+    ``photos``: paths, PIL images or arrays (see :func:`guide.preprocess.align_photo`). ``w_avg``
+    and ``encoder`` default to the files in ``checkpoint_dir`` (default:
+    :func:`guide.paths.resolve_checkpoint_dir`); pass them (and a ``detector``), or one
+    :class:`PhotoModels` as ``models``, to invert many photos without reloading. ``seed``:
+    stochastic inversion (see :func:`invert`).
     """
     from guide.checkpoints import require_checkpoint
     from guide.paths import resolve_checkpoint_dir
 
     folder = resolve_checkpoint_dir(checkpoint_dir)
+    stochastic = seed is not None
     if encoder is None:
-        encoder = models.encoder(folder, device) if models is not None else \
-            load_encoder(require_checkpoint(ENCODER_FILE, folder), device)
+        if models is not None:
+            encoder = models.encoder(folder, device, stochastic=stochastic)
+        else:
+            encoder = load_encoder(require_checkpoint(ENCODER_FILE, folder), device, stochastic=stochastic)
     if w_avg is None:
         w_avg = load_w_avg(require_checkpoint(W_AVG_FILE, folder), device, num_ws=getattr(encoder, "num_ws", NUM_WS))
-    if aligned:
-        from guide.imageio import load_image
+    crops = []
+    for photo in photos:
+        if aligned:
+            from guide.imageio import load_image
 
-        crop = load_image(photo).image
+            crops.append(load_image(photo).image)
+        else:
+            from guide.preprocess import align_photo
+
+            if detector is None and models is not None:
+                detector = models.detector(device)
+            crops.append(align_photo(photo, face_index, detector=detector, device=device).image)
+    return invert(crops if len(crops) > 1 else crops[0], encoder, w_avg, device, seed=seed)
+
+
+def aligned_note(photo: PathLike) -> Optional[str]:
+    """One line when a photo (or every photo of a folder) is 512x512, the size of an aligned crop,
+    and is about to be detected and re-aligned; None otherwise (unreadable files are left to the loader)."""
+    path = Path(photo)
+    if path.is_dir():
+        from guide.erase import folder_photos
+
+        try:
+            paths = folder_photos(path)
+        except Exception:  # noqa: BLE001 - the loader reports it
+            return None
     else:
-        from guide.preprocess import align_photo
-
-        if detector is None and models is not None:
-            detector = models.detector(device)
-        crop = align_photo(photo, face_index, detector=detector, device=device).image
-    return invert(crop, encoder, w_avg, device)
+        paths = [path]
+    try:
+        sizes = set()
+        for p in paths:
+            with Image.open(p) as img:
+                sizes.add(img.size)
+    except Exception:  # noqa: BLE001 - the loader reports it
+        return None
+    if sizes != {(512, 512)}:
+        return None
+    what = "every photo in " + str(path) + " is" if path.is_dir() else f"{path} is"
+    return (f"note: {what} 512x512 and may already be an aligned crop; pass --aligned to feed it to the encoder "
+            "as is (the reference does) instead of detecting and re-aligning the face")
 
 
 def latent_record(

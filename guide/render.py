@@ -27,6 +27,12 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.detach().permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
+def render_generator(seed: int, *stream: int, device="cpu") -> torch.Generator:
+    """A torch.Generator on `device` for random-noise renders, seeded from (seed, *stream)."""
+    state = np.random.SeedSequence([int(seed), *map(int, stream)]).generate_state(1)[0]
+    return torch.Generator(torch.device(device)).manual_seed(int(state))
+
+
 @torch.no_grad()
 def render_views(
     G,
@@ -34,18 +40,21 @@ def render_views(
     camera: CameraConfig,
     yaws: Optional[Sequence[float]] = None,
     deterministic: bool = True,
+    generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
     """Render latents [N,num_ws,w_dim] from each yaw (default: the 11 evaluation yaws) ->
     [N*V,3,H,W], latent-major (one latent: [V,3,H,W]); the N latents share each forward pass.
     Deterministic by default (constant noise, fixed sampling) so renders of two generators are
-    comparable pixel for pixel."""
+    comparable pixel for pixel; otherwise random noise and ray jitter, drawn from `generator`
+    (torch's global RNG if None), as the reference renders."""
     yaws = view_yaws(yaw_range=camera.yaw_range) if yaws is None else list(yaws)
     was_training = G.training
     G.eval()
     out = []
     for yaw in yaws:
         c = camera_for(camera, yaw, device=ws.device).repeat(ws.shape[0], 1)
-        kw = dict(noise_mode="const", deterministic=True) if deterministic else {}
+        kw = dict(noise_mode="const", deterministic=True) if deterministic else \
+            dict(noise_mode="random", generator=generator)
         out.append(G.synthesis(ws, c, **kw)["image"])
     G.train(was_training)
     return torch.stack(out, dim=1).flatten(0, 1)

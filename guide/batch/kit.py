@@ -50,7 +50,7 @@ def make_kit(job: BatchJob, device: str, resources: Optional[Resources] = None, 
     dev = check_device(device)
     res = resources if resources is not None else build_resources(job, device)
     res.G_src = res.G_src.to(dev).eval().requires_grad_(False)
-    w_avg, w_avg_source = load_w_avg(res.G_src, res.checkpoint_dir, dev)
+    w_avg, w_avg_source = load_w_avg(res.G_src, res.checkpoint_dir, dev, job.erase.inversion.w_avg)
     photo_models = PhotoModels()
     ids, latents, skipped = retain_latents(job.retain, res.G_src, job.erase, w_avg, res.checkpoint_dir, dev,
                                            photo_models)

@@ -21,15 +21,22 @@ def failure_reason(exc: BaseException) -> str:
 
 def resolve_latents(entries: Sequence[JobIdentity], G_src, config: EraseConfig, w_avg: torch.Tensor,
                     checkpoint_dir, device, on_failure: Callable[[JobIdentity, str], None],
-                    photo_models: Optional[PhotoModels] = None) -> Tuple[List[JobIdentity], torch.Tensor]:
+                    photo_models: Optional[PhotoModels] = None, erasing: bool = True
+                    ) -> Tuple[List[JobIdentity], torch.Tensor]:
     """(the entries that resolved, their w_u [K,num_ws,w_dim]); failures go to on_failure.
-    Photos are inverted with `photo_models` (encoder and face detector kept between calls)."""
-    from guide.erase import identity_latent
+    Photos are inverted with `photo_models` (encoder and face detector kept between calls).
+    `erasing`: the latents are erased (their UFO targets need the w_avg file, see
+    guide.erase.w_avg_problem); False for the retain set, which is only rendered."""
+    from guide.erase import identity_latent, w_avg_problem
+    from guide.errors import GuideError
 
     photo_models = photo_models if photo_models is not None else PhotoModels()
     ok, latents = [], []
     for entry in entries:
         try:
+            problem = w_avg_problem(entry.to_identity(), config, checkpoint_dir) if erasing else None
+            if problem:
+                raise GuideError(problem)
             w = identity_latent(entry.to_identity(), G_src, config, w_avg, checkpoint_dir, device, photo_models)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -48,5 +55,5 @@ def retain_latents(entries: Sequence[JobIdentity], G_src, config: EraseConfig, w
     """(ids, latents [R,...], {id: why it was skipped}) of the retain set."""
     skipped: Dict[str, str] = {}
     ok, w = resolve_latents(entries, G_src, config, w_avg, checkpoint_dir, device,
-                            lambda e, why: skipped.__setitem__(e.id, why), photo_models)
+                            lambda e, why: skipped.__setitem__(e.id, why), photo_models, erasing=False)
     return [e.id for e in ok], w, skipped

@@ -16,13 +16,20 @@ are relative to the job file's folder. Every key is optional except ``identities
       global_batch: 2          #   global_preservation global_weight global_batch local
     identity_chunk: 2          # identities rendered per forward pass (joint/sequential memory)
     sample_identities: null    # joint only: identities per step (random subset); null = all
-    truncation_psi: 1.0        # of the random latents of the adjacency/global terms
+    truncation_psi: 1.0        # of the random latents of the adjacency/global terms (and random identities)
+    truncation_cutoff: 14      # layers truncated (null: all)
+    camera:                    # any field of guide.config.CameraConfig:
+      fov_degrees: 18.837      #   fov_degrees pitch_offset yaw_range radius pivot
     eg3d_pivot: false          # cameras look at EG3D's FFHQ pivot [0,0,0.2]
+    aligned: false             # photos are already aligned crops: fed to GOAE as is (the reference's inputs)
+    inversion: deterministic   # deterministic | stochastic (GOAE's live dropout as the reference runs it, seeded)
+    w_avg: file                # file (w_avg_ffhqrebalanced512-128.pt, required for photos/latents) | mapping
     generator: path/to/G.pkl   # EG3D .pkl or our .json; `builtin:tiny` = tiny random model (demos)
                                # [<checkpoints>/ffhqrebalanced512-128.pkl]
     checkpoints: ./checkpoints # checkpoint folder [$GUIDE_CHECKPOINTS, else ./checkpoints]
     networks: checkpoints      # checkpoints | random (LPIPS/ArcFace with RANDOM weights: demos, tests)
-    device: cpu                # or devices: [cuda:0, cuda:1] (independent mode: one worker each)
+    device: auto               # auto (CUDA when available) | cpu | cuda | cuda:N; or devices: [cuda:0, cuda:1]
+                               # (independent mode: one worker each)
     executor: auto             # auto | serial | processes | ray
     ray: {address: null, num_gpus: 1, num_cpus: 1}   # Ray cluster and resources per task
     checkpoint_every: 100      # resumable state every N steps (0: only at the end)
@@ -58,7 +65,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from guide.config import EraseConfig, LossConfig, method_preset
+from guide.config import INVERSION_MODES, W_AVG_SOURCES, CameraConfig, EraseConfig, LossConfig, method_preset
 from guide.errors import GuideError
 
 MODES = ("independent", "joint", "sequential")
@@ -68,17 +75,26 @@ BUILTIN_GENERATORS = ("builtin:tiny",)
 RESERVED_IDS = frozenset({"model", "source", "retain", "logs", "status.json", "report.json", "report.md",
                           "job.json"})
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 IDENTITY_KINDS = ("photo", "latent", "random")
 
-TOP_KEYS = ("version", "mode", "method", "seed", "iters", "lr", "target_distance", "losses", "identity_chunk",
-            "sample_identities", "truncation_psi", "eg3d_pivot", "generator", "checkpoints", "networks", "device",
-            "devices", "executor", "ray", "checkpoint_every", "export_pkl", "identities", "random_identities",
-            "retain", "evaluation")
+# the keys that make an EraseConfig (job files, and `guide erase --set`)
+ERASE_KEYS = ("method", "seed", "iters", "lr", "target_distance", "losses", "identity_chunk", "truncation_psi",
+              "truncation_cutoff", "camera", "eg3d_pivot", "aligned", "inversion", "w_avg")
+TOP_KEYS = ERASE_KEYS + ("version", "mode", "sample_identities", "generator", "checkpoints", "networks", "device",
+                         "devices", "executor", "ray", "checkpoint_every", "export_pkl", "identities",
+                         "random_identities", "retain", "evaluation")
 
 
 class JobFileError(GuideError):
     """The job file cannot be used (the message names the file and the field)."""
+
+
+def _auto_device() -> str:
+    """`auto`: cuda when available, else cpu (guide.devices.resolve_device)."""
+    from guide.devices import resolve_device
+
+    return str(resolve_device("auto"))
 
 
 @dataclass
@@ -129,7 +145,7 @@ class BatchJob:
     generator: Optional[str] = None
     checkpoints: Optional[str] = None
     networks: str = "checkpoints"
-    devices: List[str] = field(default_factory=lambda: ["cpu"])
+    devices: List[str] = field(default_factory=lambda: [_auto_device()])
     executor: str = "auto"
     ray: RayOptions = field(default_factory=RayOptions)
     sample_identities: Optional[int] = None
@@ -363,8 +379,13 @@ def _erase_config(check: _Checker, data: dict) -> EraseConfig:
         config.ltu.identity_chunk = check.integer(data["identity_chunk"], "identity_chunk", minimum=1)
     if "truncation_psi" in data:
         config.ltu.truncation_psi = check.number(data["truncation_psi"], "truncation_psi")
-    if check.boolean(data.get("eg3d_pivot", False), "eg3d_pivot"):
-        config.ltu.camera.pivot = (0.0, 0.0, 0.2)
+    if "truncation_cutoff" in data:
+        cutoff = data["truncation_cutoff"]
+        config.ltu.truncation_cutoff = None if cutoff is None else check.integer(cutoff, "truncation_cutoff", minimum=0)
+    _camera(check, data, config.ltu.camera)
+    config.inversion.aligned = check.boolean(data.get("aligned", False), "aligned")
+    config.inversion.mode = check.choice(data.get("inversion", "deterministic"), "inversion", INVERSION_MODES)
+    config.inversion.w_avg = check.choice(data.get("w_avg", "file"), "w_avg", W_AVG_SOURCES)
     losses = check.mapping(data.get("losses") or {}, "losses")
     names = [f.name for f in fields(LossConfig)]
     check.unknown(losses, names, "losses.")
@@ -383,10 +404,54 @@ def _erase_config(check: _Checker, data: dict) -> EraseConfig:
     return config
 
 
+def _camera(check: _Checker, data: dict, camera: CameraConfig) -> None:
+    """`camera:` (any CameraConfig field) and the `eg3d_pivot` shorthand, into `camera`."""
+    raw = check.mapping(data.get("camera") or {}, "camera")
+    names = [f.name for f in fields(CameraConfig)]
+    check.unknown(raw, names, "camera.")
+    pivot_flag = check.boolean(data.get("eg3d_pivot", False), "eg3d_pivot")
+    if pivot_flag and "pivot" in raw:
+        raise check.fail("eg3d_pivot", "give eg3d_pivot or camera.pivot, not both")
+    if pivot_flag:
+        camera.pivot = (0.0, 0.0, 0.2)
+    for name in names:
+        if name not in raw:
+            continue
+        where = f"camera.{name}"
+        if name == "pivot":
+            value = raw[name]
+            if not isinstance(value, (list, tuple)) or len(value) != 3:
+                raise check.fail(where, f"expected three numbers [x, y, z], got {value!r}")
+            camera.pivot = tuple(check.number(v, f"{where}[{i}]") for i, v in enumerate(value))
+        elif name in ("fov_degrees", "radius"):
+            setattr(camera, name, check.number(raw[name], where, positive=True))
+        elif name == "yaw_range":
+            setattr(camera, name, check.number(raw[name], where, minimum=0.0))
+        else:
+            setattr(camera, name, check.number(raw[name], where))
+
+
+class _OptionsChecker(_Checker):
+    """Errors of settings from the command line (`guide erase` options and --set): they name the
+    key, not a job file."""
+
+    def fail(self, where: str, message: str) -> JobFileError:
+        return JobFileError(f"setting {where}: {message}")
+
+
+def erase_config_from(data: Mapping, name: Optional[str] = None) -> EraseConfig:
+    """An EraseConfig from job-file keys (:data:`ERASE_KEYS`; e.g. what `guide erase` builds from
+    its options and `--set KEY=VALUE`); one-line JobFileError naming the key. `name`: the job file
+    the keys come from (None: command-line overrides)."""
+    check = _Checker(name) if name is not None else _OptionsChecker("command line")
+    check.unknown(data, ERASE_KEYS)
+    return _erase_config(check, dict(data))
+
+
 def _devices(check: _Checker, data: dict) -> List[str]:
     if "device" in data and "devices" in data:
         raise check.fail("devices", "give device or devices, not both")
-    raw = data.get("devices", data.get("device", "cpu"))
+    raw = data.get("devices", data.get("device", "auto"))
     key = "devices" if "devices" in data else "device"
     items = raw if isinstance(raw, list) else [raw]
     if not items:
@@ -396,8 +461,8 @@ def _devices(check: _Checker, data: dict) -> List[str]:
         where = f"{key}[{i}]" if isinstance(raw, list) else key
         text = check.text(item, where)
         if not DEVICE_PATTERN.match(text):
-            raise check.fail(where, f"expected cpu, cuda, cuda:N or mps, got {text!r}")
-        out.append(text)
+            raise check.fail(where, f"expected auto, cpu, cuda, cuda:N or mps, got {text!r}")
+        out.append(_auto_device() if text == "auto" else text)
     return out
 
 

@@ -42,3 +42,11 @@ def check_speed_options(device, cuda_graph: bool, compile_: bool) -> None:
         raise GuideError("--cuda-graph needs --device cuda")
     if cuda_graph and compile_:
         raise GuideError("use either --compile or --cuda-graph, not both")
+
+
+def device_option(help_prefix: str = ""):
+    """--device (default auto: CUDA when available, else the CPU); resolve it with
+    guide.devices.resolve_device."""
+    from guide.devices import AUTO, DEVICE_HELP
+
+    return click.option("--device", default=AUTO, show_default=True, help=f"{help_prefix}{DEVICE_HELP}")

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from guide.commands._options import device_option
+
 
 
 def _counts(ctx, param, value: str):
@@ -22,7 +24,7 @@ def _counts(ctx, param, value: str):
               help="Numbers of identities K to measure.")
 @click.option("--steps", type=click.IntRange(1), default=1, show_default=True, help="Timed steps per K (median).")
 @click.option("--warmup", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@device_option()
 @click.option("--nrr", type=click.IntRange(8), default=16, show_default=True, help="Neural rendering resolution.")
 @click.option("--identity-chunk", type=click.IntRange(1), default=4, show_default=True,
               help="Identities per forward pass (memory grows with it, not with K).")
@@ -41,8 +43,8 @@ def batch_bench(counts, steps, warmup, device, nrr, identity_chunk, exact_max, s
     from guide.devices import resolve_device
     from guide.io.atomic import write_text_atomic
 
-    resolve_device(device)
-    settings = BatchBenchSettings(counts=counts, steps=steps, warmup=warmup, device=device, nrr=nrr,
+    settings = BatchBenchSettings(counts=counts, steps=steps, warmup=warmup, device=str(resolve_device(device)),
+                                  nrr=nrr,
                                   identity_chunk=identity_chunk, exact_max=exact_max, sample=sample, threads=threads)
     report = run_batch_bench(settings, progress=lambda m: click.echo(m, err=True))
     click.echo(format_table(report))

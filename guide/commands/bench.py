@@ -5,11 +5,11 @@ from pathlib import Path
 
 import click
 
-from guide.commands._options import check_speed_options, speed_options
+from guide.commands._options import check_speed_options, device_option, speed_options
 
 
 @click.command()
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@device_option()
 @click.option("--config", type=click.Choice(["full", "tiny"]), default="full", show_default=True,
               help="full = the ffhqrebalanced512-128 architecture (random weights); tiny = small test model.")
 @click.option("--batch", type=click.IntRange(1), default=1, show_default=True, help="Batch of the forward benchmark.")
@@ -34,9 +34,10 @@ def bench(device, config, batch, steps, warmup, precision, sr_fp32, fused_adam, 
     from guide.bench import BenchSettings, format_table, run_bench, write_json
     from guide.devices import resolve_device
 
-    check_speed_options(resolve_device(device), cuda_graph, compile_)
+    dev = resolve_device(device)
+    check_speed_options(dev, cuda_graph, compile_)
     settings = BenchSettings(
-        device=device, config=config, batch=batch, steps=steps, warmup=warmup, precision=precision,
+        device=str(dev), config=config, batch=batch, steps=steps, warmup=warmup, precision=precision,
         sr_fp16=not sr_fp32, compile=compile_, channels_last=channels_last, fused_adam=fused_adam,
         cuda_graph=cuda_graph,
         neural_rendering_resolution=neural_rendering_resolution,

@@ -2,39 +2,73 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import click
 
-from guide.commands._options import check_speed_options, checkpoints_option, speed_options
+from guide.commands._options import check_speed_options, checkpoints_option, device_option, speed_options
 
 from guide.errors import GuideError
 
 DEFAULT_GENERATOR = "ffhqrebalanced512-128.pkl"
 
 
-def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot, speed: dict):
-    from guide.config import method_preset
+def erase_config(method, seed, options: dict, overrides=()):
+    """(EraseConfig, views) from the command's options and `--set KEY=VALUE` overrides: the keys of
+    a batch job file (guide.batch.schema.ERASE_KEYS, e.g. truncation_psi, camera.fov_degrees,
+    losses.adj_alpha_min) plus evaluation.views (renders per identity) and evaluation.renders
+    (paired | random); one-line errors naming the key."""
+    from guide.batch.schema import JobFileError, apply_overrides, erase_config_from
+    from guide.config import RENDER_MODES
 
-    config = method_preset(method)
-    config.seed = seed
-    if iters is not None:
-        config.ltu.iters = iters
-    if lr is not None:
-        config.ltu.lr = lr
-    if target_distance is not None:
-        config.target.distance = target_distance
-    for name, value in weights.items():
-        if value is not None:
-            setattr(config.ltu.losses, name, value)
-    if eg3d_pivot:
-        config.ltu.camera.pivot = (0.0, 0.0, 0.2)
-    for name, value in speed.items():
-        setattr(config.ltu, name, value)
-    return config
+    raw = {"method": method, "seed": seed, **{k: v for k, v in options.items() if v is not None}}
+    raw = apply_overrides(raw, overrides)
+    evaluation = raw.pop("evaluation", None) or {}
+    if not isinstance(evaluation, dict) or set(evaluation) - {"views", "renders"}:
+        raise JobFileError("setting evaluation: only evaluation.views and evaluation.renders apply to guide erase")
+    views = evaluation.get("views")
+    if views is not None and (isinstance(views, bool) or not isinstance(views, int) or views < 1):
+        raise JobFileError(f"setting evaluation.views: expected a positive integer, got {views!r}")
+    renders = evaluation.get("renders", "paired")
+    if renders not in RENDER_MODES:
+        raise JobFileError(f"setting evaluation.renders: expected one of {', '.join(RENDER_MODES)}, "
+                           f"got {renders!r}")
+    config = erase_config_from(raw)
+    config.renders = renders
+    return config, views
+
+
+def _identity(photo: Optional[Path], latent, random_seed, target_index):
+    from guide.erase import Identity
+
+    sources = [s for s in (photo, latent, random_seed) if s is not None]
+    if len(sources) != 1:
+        raise click.UsageError("give exactly one of PHOTO (a file or a folder), --latent or --random-seed")
+    if photo is not None and photo.is_dir():
+        return Identity("folder", str(photo), 0 if target_index is None else target_index)
+    if target_index is not None:
+        raise click.UsageError("--target-index picks a photo of a folder: give PHOTO as a folder of photos")
+    if photo is not None:
+        return Identity("photo", str(photo))
+    if latent is not None:
+        return Identity("latent", str(latent))
+    return Identity("random", int(random_seed))
 
 
 @click.command()
-@click.argument("photo", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("photo", required=False, type=click.Path(path_type=Path))
+@click.option("--target-index", type=click.IntRange(0), default=None,
+              help="PHOTO is a folder: erase its photo number K (sorted by name) and keep the others, which "
+                   "ID_others then measures (the reference's OOD protocol) [0].")
+@click.option("--aligned", is_flag=True, help="The photo(s) are already aligned 512x512 crops: feed them to the "
+              "encoder as is (the reference's inputs) instead of detecting and re-aligning.")
+@click.option("--inversion", type=click.Choice(["deterministic", "stochastic"]), default="deterministic",
+              show_default=True, help="stochastic: GOAE with live DropPath/dropout as the reference runs it "
+              "(one draw, seeded by --seed).")
+@click.option("--w-avg", "w_avg", type=click.Choice(["file", "mapping"]), default="file", show_default=True,
+              help="Mean latent of the inversion and the target: the checkpoints' "
+                   "w_avg_ffhqrebalanced512-128.pt (required for photos and latents), or the generator's own "
+                   "mapping.w_avg.")
 @click.option("--latent", type=click.Path(dir_okay=False, path_type=Path), help="Erase a saved latent (guide invert) instead of a photo.")
 @click.option("--random-seed", type=int, help="Erase a random identity of the generator (the paper's Random scenario).")
 @click.option("--generator", "generator_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -57,8 +91,13 @@ def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot,
 @click.option("--global-batch", type=click.IntRange(1), help="Global preservation latents per step [2].")
 @click.option("--eg3d-pivot", is_flag=True, help="Cameras look at EG3D's FFHQ pivot [0,0,0.2] instead of the "
               "reference's effective [0,0,0].")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Any other setting, as in a batch job file (repeatable): e.g. truncation_psi=0.7, "
+                   "truncation_cutoff=14, camera.fov_degrees=18.837, camera.pitch_offset=-0.2, "
+                   "camera.yaw_range=0.2618, evaluation.views=11, evaluation.renders=random (fresh noise per "
+                   "render, as the reference), losses.adj_alpha_min=0, losses.adj_weight=1.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@device_option()
 @checkpoints_option("checkpoint_dir")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=100, show_default=True,
               help="Save resumable state every N steps (0: only at the end).")
@@ -68,35 +107,42 @@ def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot,
 @speed_options
 @click.option("--random-networks", is_flag=True, hidden=True,
               help="Testing only: LPIPS and ArcFace with random weights instead of the checkpoint files.")
-def erase(photo, latent, random_seed, generator_path, out_dir, method, iters, lr, target_distance, local_mse,
-          local_lpips, local_id, adj_mse, adj_lpips, adj_id, adj_batch, adj_alpha_max, global_weight,
-          global_batch, eg3d_pivot, seed, device, checkpoint_dir, checkpoint_every, resume, overwrite,
-          export_pkl, fused_adam, cuda_graph, channels_last, compile_, random_networks) -> None:
+def erase(photo, target_index, aligned, inversion, w_avg, latent, random_seed, generator_path, out_dir, method, iters,
+          lr, target_distance, local_mse, local_lpips, local_id, adj_mse, adj_lpips, adj_id, adj_batch,
+          adj_alpha_max, global_weight, global_batch, eg3d_pivot, overrides, seed, device, checkpoint_dir,
+          checkpoint_every, resume, overwrite, export_pkl, fused_adam, cuda_graph, channels_last, compile_,
+          random_networks) -> None:
     """Erase the person in PHOTO (or --latent / --random-seed) from the generator.
 
     Preprocess and invert the photo (GOAE), pick the UFO target, fine-tune the synthesis
     network (LTU) and write the unlearned generator, before/after renders, loss curves,
-    settings and metrics into --out.
+    settings and metrics into --out. PHOTO may be a folder: all its photos are inverted in one
+    batch, photo --target-index is erased and the others must stay (the reference's OOD protocol).
     """
     from guide.devices import resolve_device
-    from guide.erase import Identity, load_networks, run_erase
+    from guide.erase import cpu_warning, load_networks, run_erase
     from guide.io import load_any_generator
     from guide.paths import resolve_checkpoint_dir
 
-    sources = [s for s in (photo, latent, random_seed) if s is not None]
-    if len(sources) != 1:
-        raise click.UsageError("give exactly one of PHOTO, --latent or --random-seed")
-    if photo is not None:
-        identity = Identity("photo", str(photo))
-    elif latent is not None:
-        identity = Identity("latent", str(latent))
-    else:
-        identity = Identity("random", int(random_seed))
-    weights = dict(local_mse=local_mse, local_lpips=local_lpips, local_id=local_id, adj_mse=adj_mse,
-                   adj_lpips=adj_lpips, adj_id=adj_id, adj_batch=adj_batch, adj_alpha_max=adj_alpha_max,
-                   global_weight=global_weight, global_batch=global_batch)
-    speed = dict(fused_adam=fused_adam, cuda_graph=cuda_graph, channels_last=channels_last, compile=compile_)
-    config = _config(method, iters, lr, target_distance, weights, seed, eg3d_pivot, speed)
+    identity = _identity(photo, latent, random_seed, target_index)
+    if identity.kind in ("photo", "folder") and not Path(identity.value).exists():
+        raise GuideError(f"photo not found: {identity.value}")
+    losses = dict(local_mse=local_mse, local_lpips=local_lpips, local_id=local_id, adj_mse=adj_mse,
+                  adj_lpips=adj_lpips, adj_id=adj_id, adj_batch=adj_batch, adj_alpha_max=adj_alpha_max,
+                  global_weight=global_weight, global_batch=global_batch)
+    options = dict(iters=iters, lr=lr, target_distance=target_distance, eg3d_pivot=eg3d_pivot or None,
+                   losses={k: v for k, v in losses.items() if v is not None} or None, aligned=aligned,
+                   inversion=inversion, w_avg=w_avg)
+    config, views = erase_config(method, seed, options, overrides)
+    for name, value in dict(fused_adam=fused_adam, cuda_graph=cuda_graph, channels_last=channels_last,
+                            compile=compile_).items():
+        setattr(config.ltu, name, value)
+    if identity.kind in ("photo", "folder") and not config.inversion.aligned:
+        from guide.inversion import aligned_note
+
+        note = aligned_note(identity.value)
+        if note:
+            click.echo(note, err=True)
     dev = resolve_device(device)
     check_speed_options(dev, cuda_graph, compile_)
     checkpoint_dir = resolve_checkpoint_dir(checkpoint_dir)
@@ -107,11 +153,14 @@ def erase(photo, latent, random_seed, generator_path, out_dir, method, iters, lr
     elif not generator_path.exists():
         raise GuideError(f"generator file not found: {generator_path}")
     G = load_any_generator(generator_path, device=dev)
+    warning = cpu_warning(G, config.ltu.iters, dev)
+    if warning:
+        click.echo(warning, err=True)
     networks = load_networks(checkpoint_dir, dev, random_weights=random_networks)
-    click.echo(f"erasing {identity.describe()} with {method} ({config.ltu.iters} steps) on {dev}", err=True)
+    click.echo(f"erasing {identity.describe()} with {config.method} ({config.ltu.iters} steps) on {dev}", err=True)
     result = run_erase(identity, out_dir, G, config, networks, checkpoint_dir=checkpoint_dir,
                        generator_path=generator_path, device=dev, overwrite=overwrite, resume=resume,
-                       checkpoint_every=checkpoint_every, export_pkl=export_pkl,
+                       checkpoint_every=checkpoint_every, export_pkl=export_pkl, views=views,
                        log=lambda m: click.echo(m, err=True))
     summarize(result)
 

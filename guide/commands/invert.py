@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from guide.commands._options import checkpoints_option
+from guide.commands._options import checkpoints_option, device_option
 
 from guide.imageio import DEFAULT_MAX_PIXELS
 
@@ -34,14 +34,18 @@ def _aligned_input(photo: Path, max_pixels: int):
 @click.argument("photo", type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Latent file to write (.pt).")
 @checkpoints_option()
-@click.option("--device", default="cpu", show_default=True, help="Torch device for detection and the encoder.")
+@device_option("Device for detection and the encoder: ")
 @click.option("--aligned", is_flag=True, help="PHOTO is already an aligned 512x512 crop: skip detection and cropping.")
+@click.option("--inversion", "inversion_mode", type=click.Choice(["deterministic", "stochastic"]),
+              default="deterministic", show_default=True,
+              help="stochastic: GOAE with live DropPath/dropout as the reference runs it (one draw, seeded by --seed).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of a stochastic inversion.")
 @click.option("--face-index", type=click.IntRange(min=0), default=None,
               help="Which face to use, most prominent first (default 0).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse photos with more pixels than this (decompression-bomb guard).")
 def invert(photo: Path, output: Path, checkpoints: Optional[Path], device: str, aligned: bool,
-           face_index: Optional[int], max_pixels: int) -> None:
+           inversion_mode: str, seed: int, face_index: Optional[int], max_pixels: int) -> None:
     """Invert the face in PHOTO into EG3D's latent space with the GOAE encoder.
 
     Detects and aligns the face (as `guide preprocess`; --aligned skips that for a ready crop),
@@ -58,7 +62,7 @@ def invert(photo: Path, output: Path, checkpoints: Optional[Path], device: str, 
     from guide.paths import resolve_checkpoint_dir
 
     check_output(output, {".pt", ".pth"})
-    resolve_device(device)
+    device = resolve_device(device)
     checkpoint_dir = resolve_checkpoint_dir(checkpoints)
     for name in (inversion.ENCODER_FILE, inversion.W_AVG_FILE):
         require_checkpoint(name, checkpoint_dir)  # report a missing file before any slow work
@@ -66,6 +70,9 @@ def invert(photo: Path, output: Path, checkpoints: Optional[Path], device: str, 
     if aligned:
         crop, camera, extra, notes = _aligned_input(photo, max_pixels)
     else:
+        note = inversion.aligned_note(photo)
+        if note:
+            click.echo(note, err=True)
         from guide.preprocess import align_photo
 
         result = align_photo(photo, face_index, device=device, max_pixels=max_pixels)
@@ -79,9 +86,11 @@ def invert(photo: Path, output: Path, checkpoints: Optional[Path], device: str, 
             "matrix": [[float(v) for v in row] for row in result.matrix],
             "landmarks": [[float(v) for v in row] for row in result.landmarks],
         }
-    models = inversion.load_inversion_models(checkpoint_dir, device)
-    w = inversion.invert(crop, models.encoder, models.w_avg, device)
-    extra.update({"w_avg_sha256": sha256_file(models.w_avg_path), "notes": notes})
+    stochastic = inversion_mode == "stochastic"
+    models = inversion.load_inversion_models(checkpoint_dir, device, stochastic=stochastic)
+    w = inversion.invert(crop, models.encoder, models.w_avg, device, seed=seed if stochastic else None)
+    extra.update({"w_avg_sha256": sha256_file(models.w_avg_path), "notes": notes,
+                  "inversion": inversion_mode, "seed": seed if stochastic else None})
     record = inversion.latent_record(
         w, camera, source=str(photo), sha256=sha256_file(photo),
         encoder_sha256=sha256_file(models.encoder_path), extra=extra)

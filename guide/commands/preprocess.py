@@ -6,6 +6,8 @@ from typing import Optional
 
 import click
 
+from guide.commands._options import device_option
+
 from guide.imageio import DEFAULT_MAX_PIXELS
 
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -38,7 +40,7 @@ def describe(result) -> str:
               help="Which face to use, most prominent first (default 0).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse photos with more pixels than this (decompression-bomb guard).")
-@click.option("--device", default="cpu", show_default=True, help="Device for face detection.")
+@device_option("Device for face detection: ")
 def preprocess(photo: Path, output: Path, face_index: Optional[int], max_pixels: int, device: str) -> None:
     """Detect, align and crop the face in PHOTO to the 512x512 framing EG3D and GOAE expect.
 
@@ -52,7 +54,10 @@ def preprocess(photo: Path, output: Path, face_index: Optional[int], max_pixels:
     from guide.io.atomic import atomic_path, write_text_atomic
     from guide.preprocess import align_photo
 
+    from guide.devices import resolve_device
+
     check_output(output, IMAGE_SUFFIXES)
+    device = resolve_device(device)
     result = align_photo(photo, face_index, device=device, max_pixels=max_pixels)
     sidecar = output.with_suffix(".json")
     fmt = IMAGE_SUFFIXES[output.suffix.lower()]

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from guide.commands._options import device_option
+
 from guide.errors import GuideError
 
 
@@ -17,7 +19,7 @@ from guide.errors import GuideError
 @click.option("--views", type=click.IntRange(1), default=11, show_default=True, help="Yaws in [-π/12, π/12].")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--eg3d-pivot", is_flag=True, help="Look at EG3D's FFHQ pivot [0,0,0.2] instead of [0,0,0].")
-@click.option("--device", default="cpu", show_default=True)
+@device_option()
 def render(generator_path, latent, random_seed, psi, views, out_dir, eg3d_pivot, device) -> None:
     """Render one identity from several viewpoints: view_XX.png and grid.png in --out."""
     import torch

@@ -134,6 +134,17 @@ class EraseOutput:
         )
 
     @property
+    def renders(self) -> str:
+        """How the erasure rendered before/after ('paired' or 'random') and its seed."""
+        erase = self.config.get("erase") or {}
+        return erase.get("renders", "paired") if isinstance(erase, Mapping) else "paired"
+
+    @property
+    def seed(self) -> int:
+        erase = self.config.get("erase") or {}
+        return int(erase.get("seed", 0) or 0) if isinstance(erase, Mapping) else 0
+
+    @property
     def source_generator(self) -> Optional[Path]:
         """Path of the pretrained generator the erasure started from, if the settings name a file."""
         value = self.config.get("source_generator")

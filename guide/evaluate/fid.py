@@ -3,8 +3,10 @@
 The paper's protocol (GUIDE, ``evaluate_fid.py``), as implemented here:
 
 * N = 5000 samples from each generator with the same seeds: z ~ N(0, I), yaw ~ U(-pi/12, pi/12),
-  pitch offset -0.2, truncation psi 1.0 with cutoff 14, frontal conditioning camera (details and
-  our reproducibility choices in :mod:`guide.evaluate.sampling`);
+  pitch offset -0.2, truncation psi 1.0 with cutoff 14, frontal conditioning camera, and -- the
+  paper protocol, our default -- independent backbone noise and ray jitter for the two
+  generators (``sampling="paired"`` shares them instead: lower variance, not comparable with
+  the paper; details in :mod:`guide.evaluate.sampling`);
 * pytorch-fid's Inception-v3 pool features (2048-d) of the images after the reference's uint8
   round trip (:mod:`guide.evaluate.inception`), weights from the checkpoints folder only;
 * ``FID_pre = FID(pretrained samples, unlearned samples)`` -- lower means the rest of the
@@ -54,13 +56,16 @@ def generator_features(
     label: str = "generator",
     fingerprint: Optional[str] = None,
     progress: bool = True,
+    role: str = "pretrained",
 ) -> np.ndarray:
-    """Inception features ``[settings.num, 2048]`` of ``G``'s protocol samples, cached."""
+    """Inception features ``[settings.num, 2048]`` of ``G``'s protocol samples, cached. ``role``:
+    which generator of the comparison ``G`` is (its own noise stream under the paper protocol)."""
     from tqdm import tqdm
 
     cache = cache or FeatureCache(None)
     fingerprint = fingerprint or generator_fingerprint(G)
-    fields = {"generator": fingerprint, "samples": settings.key_fields(batch), "features": extractor.identifier}
+    fields = {"generator": fingerprint, "samples": settings.key_fields(batch, role),
+              "features": extractor.identifier}
     key = cache_key(fields)
     have = cache.load(key, extractor.dims)
     if have is not None and (len(have) >= settings.num if settings.prefix_stable else len(have) == settings.num):
@@ -73,7 +78,7 @@ def generator_features(
     with tqdm(total=settings.num, initial=start, desc=f"FID samples ({label})", unit="img",
               disable=not progress, dynamic_ncols=True) as bar:
         for a, b in batch_ranges(start, settings.num, batch):
-            images = render_samples(G, settings, a, b, device)
+            images = render_samples(G, settings, a, b, device, role)
             parts.append(extractor(images).cpu().numpy())
             bar.update(b - a)
             done_since_store += b - a
@@ -143,13 +148,16 @@ def evaluate_fid(
     for label, G in (("pretrained", G_pretrained), ("unlearned", G_unlearned)):
         fingerprints[label] = generator_fingerprint(G)
         features[label] = generator_features(G, settings, extractor, batch=batch, device=device, cache=cache,
-                                             label=label, fingerprint=fingerprints[label], progress=progress)
+                                             label=label, fingerprint=fingerprints[label], progress=progress,
+                                             role=label)
     scores = fid_scores(features["pretrained"], features["unlearned"], real)
     details = {"features": extractor.identifier, "real_statistics": real_source,
                "pretrained_fingerprint": fingerprints["pretrained"],
                "unlearned_fingerprint": fingerprints["unlearned"],
                "cache": str(cache.root) if cache is not None and cache.root is not None else None}
     if fingerprints["pretrained"] == fingerprints["unlearned"]:
-        details["note"] = "the two generators have identical weights"
+        details["note"] = "the two generators have identical weights" + (
+            " (FID_pre > 0 is the metric's noise floor under the paper protocol)" if settings.sampling == "paper"
+            else "")
     return FIDResult(scores["FID_pre"], scores["delta_FID_real"], scores["FID_real_pretrained"],
                      scores["FID_real_unlearned"], settings.num, settings.as_dict(), details)

@@ -17,9 +17,16 @@ The paper's protocol (GUIDE, ``unlearn.py`` + ``evaluate_id.py`` + ``id_sim.py``
   ID_others is the mean of an empty list. Here the others are, in this order of preference:
   latents the user gives (``.pt``: a tensor or a dict with ``w``/``ws``/``w_u``/``latents``,
   e.g. other erasures' ``latents.pt``), photos the user gives (inverted like the erased photo,
-  needs :mod:`guide.inversion`), or by default 4 random identities (z from a fixed seed, psi 1,
-  frontal conditioning) -- the OOD setting's count. Others' renders are made here with the
-  erasure's camera and constant noise, so before and after differ only by the weights.
+  needs :mod:`guide.inversion`), or by default (``Others(kind="auto")``) the other photos of the
+  folder when the erasure came from one (``guide erase DIR/ --target-index K``: exactly the
+  reference's OOD protocol; their latents are in the erasure's latents.pt) and otherwise 4
+  random identities (z from a fixed seed, psi 1, frontal conditioning) -- the OOD setting's
+  count. Others' renders are made here with the erasure's camera and constant noise, so before
+  and after differ only by the weights.
+
+Detection: the reference's evaluation thresholds (0.15 / 0.25 / 0.35, pyramid factor 0.707, see
+:mod:`guide.identity.detect`) by default (``detection="reference"``); ``"facenet"`` uses
+facenet-pytorch's stricter defaults (0.6 / 0.7 / 0.7), which miss more faces on renders.
 
 Faces the detector misses: the reference crashes (its aligner returns nothing). Renders of EG3D
 are already FFHQ-aligned, so by default (``no_face="fixed"``) such an image is aligned from fixed
@@ -48,6 +55,7 @@ from guide.identity import IDSimilarity, NoFaceError, align_face
 DeviceLike = Union[str, torch.device]
 CURRICULARFACE_FILE = "CurricularFace_Backbone.pth"
 NO_FACE_POLICIES = ("fixed", "skip", "error")
+DETECTIONS = ("reference", "facenet")
 DEFAULT_OTHERS = 4
 OTHERS_SEED = 20240617  # far from the small seeds used to pick random identities to erase
 
@@ -118,12 +126,18 @@ def identity_scorer(
     random_weights: bool = False,
     seed: int = 0,
     no_face: str = "fixed",
+    detection: str = "reference",
 ) -> IdentityScorer:
-    """CurricularFace IR-101 (``CurricularFace_Backbone.pth`` from the checkpoints folder) + MTCNN.
+    """CurricularFace IR-101 (``CurricularFace_Backbone.pth`` from the checkpoints folder) + MTCNN
+    with the ``detection`` settings (see the module docstring).
 
     ``random_weights=True``: a seeded random IR-101 instead (tests, demos; numbers meaningless).
     """
     from guide.identity import ir101
+    from guide.identity.detect import DETECTOR_SETTINGS, FaceDetector
+
+    if detection not in DETECTIONS:
+        raise ValueError(f"detection must be one of {DETECTIONS}, got {detection!r}")
 
     if random_weights:
         with torch.random.fork_rng(devices=[]):
@@ -136,7 +150,9 @@ def identity_scorer(
 
         backbone = ir101(require_checkpoint(CURRICULARFACE_FILE, resolve_checkpoint_dir(checkpoint_dir)))
         note = "CurricularFace IR-101"
-    return IdentityScorer(IDSimilarity(backbone.to(device)), no_face=no_face, note=note)
+    detector = FaceDetector(device, **DETECTOR_SETTINGS[detection])
+    note += f", MTCNN thresholds {'/'.join(str(v) for v in DETECTOR_SETTINGS[detection]['thresholds'])} ({detection})"
+    return IdentityScorer(IDSimilarity(backbone.to(device), detector=detector), no_face=no_face, note=note)
 
 
 def load_image(path: Union[str, Path]) -> np.ndarray:
@@ -150,24 +166,43 @@ def load_image(path: Union[str, Path]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Others:
-    """Where the other identities come from: ``latents`` files, ``photos``, or ``random`` samples."""
+    """Where the other identities come from: ``latents`` files, ``photos``, ``random`` samples, the
+    other photos of a ``folder`` erasure (its latents.pt ``w_others``), or ``auto``: the folder's
+    other photos when the erasure came from a folder, else ``count`` random samples."""
 
-    kind: str = "random"  # 'random' | 'latents' | 'photos' | 'none'
+    kind: str = "auto"  # 'auto' | 'random' | 'folder' | 'latents' | 'photos' | 'none'
     count: int = DEFAULT_OTHERS
     seed: int = OTHERS_SEED
     paths: Tuple[str, ...] = ()
     truncation_psi: float = 1.0
     truncation_cutoff: Optional[int] = 14
 
+    def resolve(self, run: Any) -> "Others":
+        """``auto`` made concrete for an erase output ``run`` (:class:`EraseOutput`)."""
+        if self.kind != "auto":
+            return self
+        identity = run.config.get("identity") if isinstance(run.config, dict) else None
+        if isinstance(identity, dict) and identity.get("kind") == "folder":
+            return Others("folder", paths=(str(run.root / "latents.pt"),))
+        if self.count <= 0:
+            return Others("none", count=0)
+        return Others("random", count=self.count, seed=self.seed, truncation_psi=self.truncation_psi,
+                      truncation_cutoff=self.truncation_cutoff)
+
     def describe(self) -> str:
         if self.kind == "random":
             return f"{self.count} random identities (seed {self.seed}, psi {self.truncation_psi})"
         if self.kind == "none":
             return "none"
+        if self.kind == "folder":
+            return "the other photos of the erased folder (the reference's OOD protocol)"
+        if self.kind == "auto":
+            return f"auto (the folder's other photos, else {self.count} random identities)"
         return f"{self.kind}: " + ", ".join(self.paths)
 
 
-def _latents_from_file(path: Path, num_ws: int, w_dim: int) -> torch.Tensor:
+def _latents_from_file(path: Path, num_ws: int, w_dim: int, keys: Sequence[str] = ("w", "ws", "w_u", "latents")
+                       ) -> torch.Tensor:
     if not path.is_file():
         raise GuideError(f"latent file {path} not found")
     try:
@@ -175,7 +210,7 @@ def _latents_from_file(path: Path, num_ws: int, w_dim: int) -> torch.Tensor:
     except Exception as exc:  # noqa: BLE001 - any unreadable file is one line
         raise GuideError(f"cannot read latent file {path}: {type(exc).__name__}: {exc}") from None
     if isinstance(value, dict):
-        value = next((value[k] for k in ("w", "ws", "w_u", "latents") if k in value), None)
+        value = next((value[k] for k in keys if k in value), None)
     if not isinstance(value, torch.Tensor) or value.numel() % (num_ws * w_dim) or value.numel() == 0:
         raise GuideError(f"{path} holds no latents [K,{num_ws},{w_dim}] (a tensor, or a dict with w/ws/w_u/latents)")
     return value.float().reshape(-1, num_ws, w_dim)
@@ -185,20 +220,23 @@ def other_latents(others: Others, G_src, camera: CameraConfig, device: DeviceLik
                   checkpoint_dir: Optional[Union[str, os.PathLike]] = None) -> torch.Tensor:
     """Latents ``[K, num_ws, w_dim]`` of the other identities (K may be 0)."""
     device = torch.device(device)
+    if others.kind == "auto":
+        raise ValueError("resolve Others(kind='auto') against the erase output first (Others.resolve)")
     if others.kind == "none" or (others.kind == "random" and others.count <= 0):
         return torch.zeros(0, G_src.num_ws, G_src.w_dim, device=device)
+    if others.kind == "folder":
+        return _latents_from_file(Path(others.paths[0]), G_src.num_ws, G_src.w_dim, keys=("w_others",)).to(device)
     if others.kind == "latents":
         return torch.cat([_latents_from_file(Path(p), G_src.num_ws, G_src.w_dim) for p in others.paths]).to(device)
     if others.kind == "photos":
         try:
-            from guide.erase import load_w_avg
             from guide.inversion import PhotoModels, invert_photo
         except ImportError:
             raise GuideError("other identities from photos need GOAE inversion (guide.inversion), which this "
                              "installation lacks; pass latents instead") from None
-        w_avg, _ = load_w_avg(G_src, checkpoint_dir, device)
         models = PhotoModels()  # one encoder and face detector for all the photos
-        return torch.cat([invert_photo(p, w_avg=w_avg, checkpoint_dir=checkpoint_dir, device=device, models=models)
+        # w_avg from the file (a missing one is a one-line error), as for the erased photo
+        return torch.cat([invert_photo(p, checkpoint_dir=checkpoint_dir, device=device, models=models)
                           for p in others.paths]).reshape(-1, G_src.num_ws, G_src.w_dim)
     if others.kind == "random":
         from guide.render import camera_for
@@ -213,19 +251,28 @@ def other_latents(others: Others, G_src, camera: CameraConfig, device: DeviceLik
 
 
 def render_before_after(G_src, G_unl, latents: torch.Tensor, camera: CameraConfig, num_views: int,
-                        progress: bool = True) -> List[Tuple[np.ndarray, np.ndarray]]:
-    """For each latent: uint8 renders ``[V, H, W, 3]`` by the source and by the unlearned generator."""
+                        progress: bool = True, renders: str = "paired", seed: int = 0
+                        ) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """For each latent: uint8 renders ``[V, H, W, 3]`` by the source and by the unlearned generator
+    (``renders="random"``: fresh seeded noise and ray jitter per render, as the erasure's own)."""
     from tqdm import tqdm
 
     from guide.cameras import view_yaws
-    from guide.render import render_views, to_uint8
+    from guide.render import render_generator, render_views, to_uint8
 
     yaws = view_yaws(num_views, camera.yaw_range)
+
+    def views_of(G, w, *stream):
+        if renders == "paired":
+            return to_uint8(render_views(G, w, camera, yaws))
+        return to_uint8(render_views(G, w, camera, yaws, deterministic=False,
+                                     generator=render_generator(seed, *stream, device=w.device)))
+
     out = []
     for k in tqdm(range(latents.shape[0]), desc="rendering other identities", unit="id", disable=not progress,
                   dynamic_ncols=True):
         w = latents[k:k + 1]
-        out.append((to_uint8(render_views(G_src, w, camera, yaws)), to_uint8(render_views(G_unl, w, camera, yaws))))
+        out.append((views_of(G_src, w, 3 + k, 0), views_of(G_unl, w, 3 + k, 1)))
     return out
 
 

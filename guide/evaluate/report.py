@@ -2,7 +2,8 @@
 
 It shows, top to bottom: what was erased and how; warnings that change how to read the numbers
 (random networks, few FID samples, faces the detector missed); the four numbers beside the
-paper's values (:mod:`guide.evaluate.reference`; "n/a" where not transcribed); the before/after
+published values and the difference (:mod:`guide.evaluate.reference`; "n/a" where none is
+published for this method and scenario) and how many renders had no detected face; the before/after
 multi-view grid, the target and the loss curves; ID per view; and every setting used.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PIL import Image
 
 import guide
 from guide.evaluate.erase_output import EraseOutput
-from guide.evaluate.reference import PAPER, PAPER_TABLE, PAPER_VALUES, SCENARIOS, scenario_of
+from guide.evaluate.reference import comparison, method_of, scenario_of
 
 REPORT = "report.html"
 PAPER_NUM_SAMPLES = 5000
@@ -104,24 +105,30 @@ def warnings_for(metrics: Mapping[str, Any]) -> List[str]:
                    "upwards for small N and not comparable with the paper's values.")
     for key in ("ID", "ID_others", "FID_pre", "delta_FID_real"):
         if metrics.get(key) is None:
-            out.append(f"{key} was not computed.")
+            why = metrics.get(f"{key}_note")
+            out.append(f"{key} was not computed" + (f": {why}" if why else "."))
     return out
 
 
-def _metrics_table(metrics: Mapping[str, Any], scenario: Optional[str]) -> str:
-    head = "".join(
-        f"<th{' class=ours' if s == scenario else ''}>paper GUIDE, {s}</th>" for s in SCENARIOS)
+def _metrics_table(metrics: Mapping[str, Any], method: Optional[str], scenario: Optional[str]) -> str:
+    published = comparison(metrics, method, scenario)
+    label = f"published ({html.escape(str(method))}, {html.escape(str(scenario or 'scenario unknown'))})"
     rows = []
-    for key, label, better, pattern in ROWS:
-        paper = "".join(f"<td{' class=ours' if s == scenario else ''}>{_fmt(PAPER_VALUES[s][key], pattern)}</td>"
-                        for s in SCENARIOS)
-        rows.append(f"<tr><td class=l>{label}</td><td class=ours data-metric='{key}'>"
-                    f"{_fmt(metrics.get(key), pattern)}</td><td class=l>{better}</td>{paper}</tr>")
-    source = (f"Paper values: {html.escape(PAPER)}, {html.escape(PAPER_TABLE)}." if PAPER_TABLE else
-              f"Paper values: {html.escape(PAPER)}; not transcribed here (shown as n/a) &mdash; see "
-              "<code>guide/evaluate/reference.py</code>.")
-    return (f"<table><tr><th class=l>metric</th><th>this erasure</th><th class=l>better</th>{head}</tr>"
-            + "".join(rows) + f"</table><p class=muted>{source}</p>")
+    for key, name, better, pattern in ROWS:
+        theirs, diff = published["values"][key], published["difference"][key]
+        diff_pattern = pattern if pattern.startswith("{:+") else pattern.replace("{:", "{:+")
+        rows.append(f"<tr><td class=l>{name}</td><td class=ours data-metric='{key}'>"
+                    f"{_fmt(metrics.get(key), pattern)}</td><td class=l>{better}</td>"
+                    f"<td data-published='{key}'>{_fmt(theirs, pattern)}</td><td>{_fmt(diff, diff_pattern)}</td></tr>")
+    source = (f"Published values: {html.escape(published['source'])} (see <code>guide/evaluate/reference.py</code>)."
+              if published["source"] else
+              "No published values for this method and scenario (n/a); see <code>guide/evaluate/reference.py</code>.")
+    missed = (metrics.get("identity") or {}).get("images_without_detected_face")
+    faces = "" if missed is None else (
+        f"<p>Renders without a detected face: <b data-metric='images_without_detected_face'>{int(missed)}</b> "
+        f"(policy '{html.escape(str((metrics.get('identity') or {}).get('no_face_policy')))}').</p>")
+    return (f"<table><tr><th class=l>metric</th><th>this erasure</th><th class=l>better</th><th>{label}</th>"
+            f"<th>difference</th></tr>" + "".join(rows) + f"</table><p class=muted>{source}</p>{faces}")
 
 
 def _per_view_table(metrics: Mapping[str, Any]) -> str:
@@ -175,7 +182,7 @@ def _hooked_sections(run: EraseOutput) -> str:
 
 def render_report(run: EraseOutput, metrics: Mapping[str, Any]) -> str:
     """The report page as an HTML string."""
-    scenario = scenario_of(run.config)
+    scenario, method = scenario_of(run.config), method_of(run.config)
     warnings = "".join(f"<div class=warn>{html.escape(w)}</div>" for w in warnings_for(metrics))
     figures = (figure(_grid_image(run), "before (top) / after (bottom) from every evaluation yaw")
                + figure(run.target_path, "target (what the erased identity should turn into)")
@@ -193,7 +200,7 @@ def render_report(run: EraseOutput, metrics: Mapping[str, Any]) -> str:
         "before/after renders from the same view). ID<sub>others</sub>: the same for other people, who should "
         "stay. FID<sub>pre</sub>: distance between the pretrained and the unlearned generator's samples. "
         "&Delta;FID<sub>real</sub>: how much farther from real faces the unlearned generator got.</p>"
-        f"{_metrics_table(metrics, scenario)}"
+        f"{_metrics_table(metrics, method, scenario)}"
         f"<h2>Renders</h2>{figures}{_per_view_table(metrics)}{_hooked_sections(run)}"
         f"<h2>Evaluation settings</h2>{_pre(evaluation)}"
         f"<h2>Erasure settings (config.json)</h2>{_pre(run.config)}"

@@ -5,18 +5,27 @@ pitch offset -0.2, mapping conditioned on the frontal camera with truncation psi
 ``G.synthesis(w, camera)["image"]``; the pretrained and the unlearned generator get the same z
 and yaw. Camera: FOV 18.837 deg, radius 2.7, pivot (0, 0, 0) (the reference reads
 ``avg_cam_pivot``, a key EG3D checkpoints do not have, so it always looks at the origin).
+``synthesis`` runs with its defaults, random backbone noise and random ray sampling, drawn from
+the CUDA RNG in sequence: the two generators' images of sample i get *independent* noise and
+ray jitter. (z comes from the CPU RNG and the yaw from numpy's, so they stay paired whether or
+not the pretrained images are rendered again.)
 
-What we do differently, on purpose:
+Two protocols (``SampleSettings.sampling``):
 
-* Every sample's draws come from its own RNG, ``numpy PCG64(SeedSequence([seed, i]))``: z, then
-  the yaw. The first n samples are therefore the same for any N >= n and any batch size, so
-  features can be cached and extended. (The reference draws z from torch's global RNG and the
-  yaw from numpy's, which cannot be reproduced outside that script.)
-* Noise: ``noise_mode="const"`` with deterministic ray sampling by default, so an image is a
-  function of (generator, z, yaw) alone. The reference renders with fresh random noise, which
-  changes fine texture only; ``noise_mode="random"`` is available and then draws the noise from
-  a torch generator seeded per batch (features then depend on the count and batch size, which
-  become part of the cache key, and cached features are not extended).
+* ``"paper"`` (default): the reference's -- same z and yaw for both generators, independent
+  backbone noise and ray jitter. An unchanged generator compared with itself therefore has a
+  FID_pre clearly above 0 (the noise floor of the metric at this N), like the paper's numbers.
+  Noise and jitter come from a torch generator seeded per batch with (seed, generator role,
+  batch range), so the numbers are reproducible; features then depend on the count and the
+  batch size, which become part of the cache key (cached features are not extended).
+* ``"paired"``: constant backbone noise and deterministic ray sampling, so an image is a function
+  of (generator, z, yaw) alone: lower variance, and FID_pre of an unchanged generator is 0. Its
+  numbers are systematically lower than the paper's and not comparable with them.
+
+What we do differently, on purpose: every sample's z and yaw come from its own RNG,
+``numpy PCG64(SeedSequence([seed, i]))`` (z, then the yaw), so the first n samples are the same
+for any N >= n and any batch size. (The reference draws z from torch's global RNG and the yaw
+from numpy's; the distributions are the same, the streams are not replayed.)
 """
 from __future__ import annotations
 
@@ -30,7 +39,8 @@ import torch
 from guide.cameras import CAM_RADIUS, FOV_DEGREES, GUIDE_PIVOT, PITCH_OFFSET, YAW_RANGE, pose_params
 from guide.config import CameraConfig
 
-NOISE_MODES = ("const", "random")
+SAMPLINGS = ("paper", "paired")
+ROLES = ("pretrained", "unlearned")
 DeviceLike = Union[str, torch.device]
 
 
@@ -47,11 +57,11 @@ class SampleSettings:
     fov_degrees: float = FOV_DEGREES
     pivot: Tuple[float, float, float] = GUIDE_PIVOT
     radius: float = CAM_RADIUS
-    noise_mode: str = "const"
+    sampling: str = "paper"
 
     def __post_init__(self) -> None:
-        if self.noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         if self.num < 2:
             raise ValueError(f"FID needs at least 2 samples, got num={self.num}")
 
@@ -68,17 +78,18 @@ class SampleSettings:
 
     @property
     def prefix_stable(self) -> bool:
-        """True when sample i does not depend on ``num`` or the batch size (constant noise)."""
-        return self.noise_mode == "const"
+        """True when sample i does not depend on ``num`` or the batch size (paired sampling)."""
+        return self.sampling == "paired"
 
-    def key_fields(self, batch: int) -> Dict[str, object]:
+    def key_fields(self, batch: int, role: str = "pretrained") -> Dict[str, object]:
         """Everything that decides the samples: all but ``num`` when :attr:`prefix_stable`, else
-        all settings plus the batch size."""
+        all settings plus the batch size and the generator's role (its own noise stream)."""
         out = self.as_dict()
         if self.prefix_stable:
             out.pop("num")
         else:
             out["batch"] = int(batch)
+            out["role"] = role
         return out
 
 
@@ -99,8 +110,12 @@ def _camera(settings: SampleSettings, yaw: float, pitch: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def render_samples(G, settings: SampleSettings, start: int, stop: int, device: DeviceLike) -> torch.Tensor:
-    """Images ``[stop-start, 3, H, W]`` in [-1, 1] of samples ``start .. stop-1`` (see module docstring)."""
+def render_samples(G, settings: SampleSettings, start: int, stop: int, device: DeviceLike,
+                   role: str = "pretrained") -> torch.Tensor:
+    """Images ``[stop-start, 3, H, W]`` in [-1, 1] of samples ``start .. stop-1`` (see module
+    docstring); ``role`` ('pretrained' | 'unlearned') picks the noise stream of the paper protocol."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     device = torch.device(device)
     z, yaws = sample_draws(settings, G.z_dim, start, stop)
     n = len(yaws)
@@ -108,11 +123,11 @@ def render_samples(G, settings: SampleSettings, start: int, stop: int, device: D
     cameras = torch.cat([_camera(settings, yaw, settings.pitch_offset) for yaw in yaws]).to(device)
     ws = G.mapping(z.to(device), conditioning, truncation_psi=settings.truncation_psi,
                    truncation_cutoff=settings.truncation_cutoff)
-    if settings.noise_mode == "const":
+    if settings.sampling == "paired":
         out = G.synthesis(ws, cameras, noise_mode="const", deterministic=True)
     else:
-        generator = torch.Generator(device).manual_seed(int(np.random.SeedSequence([settings.seed, start,
-                                                                                      stop]).generate_state(1)[0]))
+        entropy = [settings.seed, ROLES.index(role), start, stop]
+        generator = torch.Generator(device).manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
         out = G.synthesis(ws, cameras, noise_mode="random", generator=generator)
     return out["image"]
 
@@ -123,4 +138,4 @@ def batch_ranges(start: int, stop: int, batch: int) -> List[Tuple[int, int]]:
     return [(a, min(a + batch, stop)) for a in range(start, stop, batch)]
 
 
-__all__ = ["NOISE_MODES", "SampleSettings", "batch_ranges", "render_samples", "sample_draws"]
+__all__ = ["ROLES", "SAMPLINGS", "SampleSettings", "batch_ranges", "render_samples", "sample_draws"]

@@ -6,10 +6,16 @@ right mouth corner ("left" = smaller x in the image) -- sorted most prominent fi
 without a face gives an empty list; callers that need one raise :class:`NoFaceError`.
 
 Detector settings default to facenet-pytorch's (min face 20 px, thresholds 0.6/0.7/0.7, pyramid
-factor 0.709), the settings behind the reference landmarks. GUIDE's own MTCNN port (thresholds
-0.15/0.25/0.35, factor 0.707, PIL resizing, no -1 pixel offset when mapping landmarks) is not
-reproduced: its weight files are not published with GUIDE, so landmarks may differ slightly from
-what upstream would compute on the same image.
+factor 0.709), the settings behind the reference landmarks of photo preprocessing. GUIDE's
+evaluation (``id_sim.py``) uses its own MTCNN port with much lower thresholds, 0.15/0.25/0.35, and
+pyramid factor 0.707 (min face 20 px, NMS 0.7 at every stage): :data:`REFERENCE_EVAL_SETTINGS`,
+which the ID metrics use (:mod:`guide.evaluate.identity`), so faces the default settings would
+miss on a render are found as the reference finds them. What remains different from that port:
+the P/R/O-Net weights are facenet-pytorch's (the port's are not published with GUIDE; both
+descend from the original MTCNN release), the image pyramid and the box crops are resized with
+torch's area interpolation instead of PIL's bilinear resize, and facenet-pytorch shifts the
+landmarks by -1 pixel when it maps them out of their box while the port does not. Landmarks (and
+which borderline faces pass) may therefore differ slightly from upstream's on the same image.
 
 MTCNN on CUDA and on CPU give landmarks that differ by ~0.01 px (measured on an H200), enough to
 flip aligned-crop pixels by a level or two and ID similarities by ~1e-5.
@@ -31,6 +37,10 @@ from guide.identity.align import ImageLike, as_rgb_uint8
 
 DeviceLike = Union[str, torch.device]
 ORDERS = ("probability", "area")
+# GUIDE's own MTCNN port as its evaluation (id_sim.py) runs it; facenet-pytorch's defaults otherwise
+REFERENCE_EVAL_SETTINGS = {"thresholds": (0.15, 0.25, 0.35), "factor": 0.707, "min_face_size": 20}
+DETECTOR_SETTINGS = {"reference": REFERENCE_EVAL_SETTINGS,
+                     "facenet": {"thresholds": (0.6, 0.7, 0.7), "factor": 0.709, "min_face_size": 20}}
 
 
 class NoFaceError(GuideError):
@@ -115,4 +125,5 @@ def detect_faces(image: ImageLike, device: DeviceLike = "cpu", *, order: str = "
     return FaceDetector(device, order=order)(image)
 
 
-__all__: Tuple[str, ...] = ("Face", "FaceDetector", "NoFaceError", "detect_faces")
+__all__: Tuple[str, ...] = ("DETECTOR_SETTINGS", "Face", "FaceDetector", "NoFaceError", "REFERENCE_EVAL_SETTINGS",
+                            "detect_faces")

@@ -87,7 +87,7 @@ def photo_loads(monkeypatch):
         path = Path(folder) / name
         return path if path.is_file() else real_require(name, folder)
 
-    def load_encoder(path, device="cpu"):
+    def load_encoder(path, device="cpu", stochastic=False):
         loads.encoders += 1
         return "encoder"
 
@@ -99,7 +99,7 @@ def photo_loads(monkeypatch):
         assert isinstance(detector, FaceDetector)
         return SimpleNamespace(image=photo)
 
-    def invert(crop, encoder, w_avg, device="cpu"):
+    def invert(crop, encoder, w_avg, device="cpu", seed=None):
         assert encoder == "encoder"
         return w_avg + 0.01
 

@@ -39,7 +39,8 @@ def checkpoints(tmp_path, tiny_encoder, monkeypatch):
     torch.save(tiny_encoder.state_dict(), folder / inversion.ENCODER_FILE)
     torch.save(torch.randn(14, 16, generator=torch.Generator().manual_seed(0)), folder / inversion.W_AVG_FILE)
     monkeypatch.setattr(inversion, "load_encoder",
-                        lambda path, device="cpu": goae.GOAEncoder.from_checkpoint(path, device, config=tiny_config()))
+                        lambda path, device="cpu", stochastic=False:
+                        goae.GOAEncoder.from_checkpoint(path, device, config=tiny_config(stochastic)))
     monkeypatch.delenv(CHECKPOINTS_ENV, raising=False)
     return folder
 
@@ -206,3 +207,62 @@ def test_invert_photo_with_photo_models_loads_each_network_once(photo_loads, tmp
     for _ in range(3):
         inversion.invert_photo("photo.png", w_avg=w_avg, checkpoint_dir=tmp_path, models=models)
     assert (photo_loads.encoders, photo_loads.detectors) == (1, 1)
+
+
+# ------------------------------------------------- the reference's protocol: stochastic, batched, aligned
+
+
+@pytest.fixture(scope="module")
+def stochastic_encoder():
+    """The tiny encoder with the reference's DropPath/dropout layers (rates 0.5 in tiny_config)."""
+    import goae
+
+    return randomize(goae.GOAEncoder(tiny_config(stochastic=True)), seed=3).eval()
+
+
+def test_stochastic_inversion_is_one_seeded_draw_and_leaves_the_rng_alone(crop, stochastic_encoder, tiny_encoder):
+    w_avg = torch.zeros(1, 14, 16)
+    deterministic = inversion.invert(crop, stochastic_encoder, w_avg)
+    torch.testing.assert_close(deterministic, inversion.invert(crop, tiny_encoder, w_avg))  # eval mode: same net
+    state = torch.get_rng_state()
+    a = inversion.invert(crop, stochastic_encoder, w_avg, seed=0)
+    b = inversion.invert(crop, stochastic_encoder, w_avg, seed=0)
+    c = inversion.invert(crop, stochastic_encoder, w_avg, seed=1)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert (a - deterministic).abs().max() > 1e-3  # live dropout moved the latent
+    assert torch.equal(torch.get_rng_state(), state) and not stochastic_encoder.training
+    with pytest.raises(ValueError, match="stochastic"):
+        inversion.invert(crop, tiny_encoder, w_avg, seed=0)  # no dropout layers: refuse, not silently deterministic
+
+
+def test_a_folder_is_inverted_in_one_batch(tmp_path, tiny_encoder):
+    rng = np.random.default_rng(1)
+    photos = []
+    for i in range(3):
+        photos.append(tmp_path / f"p{i}.png")
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(photos[-1])
+    w_avg = torch.randn(1, 14, 16, generator=torch.Generator().manual_seed(0))
+    calls = []
+    hook = tiny_encoder.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    try:
+        together = inversion.invert_photos(photos, w_avg=w_avg, encoder=tiny_encoder, aligned=True)
+    finally:
+        hook.remove()
+    assert calls == [3] and together.shape == (3, 14, 16)
+    one_by_one = torch.cat([inversion.invert_photo(p, w_avg=w_avg, encoder=tiny_encoder, aligned=True) for p in photos])
+    torch.testing.assert_close(together, one_by_one, rtol=1e-5, atol=1e-5)  # batching: float rounding only
+
+
+def test_512_photos_without_aligned_get_a_note(tmp_path, crop):
+    crop.save(tmp_path / "a.png")
+    note = inversion.aligned_note(tmp_path / "a.png")
+    assert note.startswith("note: ") and "--aligned" in note and "\n" not in note
+    crop.resize((300, 300)).save(tmp_path / "small.png")
+    assert inversion.aligned_note(tmp_path / "small.png") is None
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    crop.save(folder / "1.png")
+    crop.save(folder / "2.jpg")
+    assert "every photo in" in inversion.aligned_note(folder)
+    crop.resize((300, 300)).save(folder / "3.png")
+    assert inversion.aligned_note(folder) is None

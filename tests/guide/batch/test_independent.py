@@ -20,6 +20,7 @@ def _status(out):
 def test_bad_identity_fails_alone_and_resume_retries_only_it(tmp_path, saved_tiny_generator, latent_file):
     missing = tmp_path / "missing.pt"
     job = write_job(tmp_path / "job.yaml", generator=str(saved_tiny_generator), networks="random",
+                    w_avg="mapping",  # no w_avg file beside the tiny generator: its own mean, explicitly
                     identities=[{"id": "rand", "random": 4}, {"id": "ghost", "latent": str(missing)},
                                 {"id": "saved", "latent": str(latent_file)}])
     out = tmp_path / "out"

@@ -99,7 +99,7 @@ def test_photo_without_a_face_fails_alone(tmp_path, tiny_resources, monkeypatch)
     monkeypatch.setattr(guide.inversion, "invert_photo", invert)
     Image.new("RGB", (256, 256), (128, 128, 128)).save(tmp_path / "blank.png")
     (tmp_path / "junk.jpg").write_bytes(b"not an image")
-    job = load_job(write_job(tmp_path / "job.yaml", mode="joint", identities=[
+    job = load_job(write_job(tmp_path / "job.yaml", mode="joint", w_avg="mapping", identities=[
         {"id": "blank", "photo": "blank.png"}, {"id": "junk", "photo": "junk.jpg"}, {"id": "ok", "random": 1}]))
     out = tmp_path / "out"
     summary = run_batch(job, out, resources=tiny_resources(), evaluator=None, progress=False, log=lambda m: None)

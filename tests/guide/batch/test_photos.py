@@ -2,6 +2,8 @@
 photo (counting stand-ins replace the real networks), and only for photos."""
 import json
 
+import torch
+
 from guide.batch.runner import run_batch
 from guide.batch.schema import load_job
 
@@ -17,6 +19,11 @@ def _photos(tmp_path, *names):
     return paths
 
 
+def _w_avg(checkpoints):
+    """Photo erasures need the mean latent file (w_avg: file, the default)."""
+    torch.save(torch.zeros(14, 512), checkpoints / "w_avg_ffhqrebalanced512-128.pt")
+
+
 def _run(tmp_path, resources, checkpoints, identities, retain=(), log=lambda m: None):
     job = load_job(write_job(tmp_path / "job.yaml", identities=list(identities), retain=list(retain)))
     resources.checkpoint_dir = checkpoints
@@ -27,6 +34,7 @@ def test_photos_of_a_batch_share_one_encoder_and_detector(tmp_path, tiny_resourc
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     (checkpoints / "encoder_FFHQ.pt").write_bytes(b"stand-in")
+    _w_avg(checkpoints)
     a, b, c = _photos(tmp_path, "a", "b", "c")
     summary = _run(tmp_path, tiny_resources(), checkpoints, [{"photo": a}, {"photo": b}], retain=[{"photo": c}])
     assert summary.exit_code == 0, summary.counts
@@ -36,6 +44,7 @@ def test_photos_of_a_batch_share_one_encoder_and_detector(tmp_path, tiny_resourc
 def test_missing_encoder_fails_only_the_photos(tmp_path, tiny_resources, photo_loads):
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
+    _w_avg(checkpoints)
     a, b = _photos(tmp_path, "a", "b")
     summary = _run(tmp_path, tiny_resources(), checkpoints, [{"photo": a}, {"random": 1}, {"photo": b}])
     status = json.loads((tmp_path / "out" / "status.json").read_text())["identities"]

@@ -27,7 +27,8 @@ BAD = [
     ({"identities": [{"random": 1}], "lr": "fast"}, "lr: expected a number, got 'fast'"),
     ({"identities": [{"random": 1}], "losses": {"adj_btch": 1}}, "losses.adj_btch: unknown option (did you mean 'adj_batch'?)"),
     ({"identities": [{"random": 1}], "losses": {"adjacency": "yes"}}, "losses.adjacency: expected true or false"),
-    ({"identities": [{"random": 1}], "devices": ["cuda:0", "gpu1"]}, "devices[1]: expected cpu, cuda, cuda:N or mps"),
+    ({"identities": [{"random": 1}], "devices": ["cuda:0", "gpu1"]},
+     "devices[1]: expected auto, cpu, cuda, cuda:N or mps"),
     ({"identities": [{"random": 1}], "device": "cpu", "devices": ["cpu"]}, "devices: give device or devices, not both"),
     ({"identities": [{"random": 1}], "sample_identities": 4}, "sample_identities: only applies to mode joint"),
     ({"identities": [{"random": 1}], "mode": "joint", "devices": ["cpu", "cpu"]}, "devices: mode joint trains one model"),
@@ -35,6 +36,11 @@ BAD = [
     ({"identities": [{"random": 1}], "generator": "builtin:huge"}, "generator: unknown built-in generator"),
     ({"identities": [{"random": 1}], "evaluation": {"views": 0}}, "evaluation.views: must be at least 1"),
     ({"identities": [{"random": 1}], "retain": [{"name": "x"}]}, "retain[0]: give exactly one of photo, latent, random"),
+    ({"identities": [{"random": 1}], "inversion": "random"}, "inversion: expected one of deterministic, stochastic"),
+    ({"identities": [{"random": 1}], "w_avg": "mean"}, "w_avg: expected one of file, mapping"),
+    ({"identities": [{"random": 1}], "camera": {"fov": 20}}, "camera.fov: unknown option"),
+    ({"identities": [{"random": 1}], "eg3d_pivot": True, "camera": {"pivot": [0, 0, 0.1]}},
+     "eg3d_pivot: give eg3d_pivot or camera.pivot, not both"),
 ]
 
 
@@ -103,3 +109,17 @@ def test_check_prints_the_plan(tmp_path):
     result = CliRunner().invoke(cli, ["batch", str(job), "--check"])
     assert result.exit_code == 0, result.output
     assert "mode sequential, 2 identities (2 random)" in result.output and "job file OK" in result.output
+
+
+def test_the_reference_protocol_keys():
+    """aligned / inversion / w_avg / camera / truncation_cutoff fill the EraseConfig (defaults: ours)."""
+    job = parse_job({"identities": [{"random": 1}], "aligned": True, "inversion": "stochastic", "w_avg": "mapping",
+                     "truncation_cutoff": None, "camera": {"fov_degrees": 20, "pitch_offset": -0.1,
+                                                           "yaw_range": 0.3, "pivot": [0, 0, 0.1]}})
+    inversion, ltu = job.erase.inversion, job.erase.ltu
+    assert (inversion.aligned, inversion.mode, inversion.w_avg) == (True, "stochastic", "mapping")
+    assert ltu.truncation_cutoff is None and ltu.camera.pivot == (0.0, 0.0, 0.1)
+    assert (ltu.camera.fov_degrees, ltu.camera.pitch_offset, ltu.camera.yaw_range) == (20.0, -0.1, 0.3)
+    default = parse_job({"identities": [{"random": 1}]}).erase
+    assert (default.inversion.aligned, default.inversion.mode, default.inversion.w_avg) == \
+        (False, "deterministic", "file")

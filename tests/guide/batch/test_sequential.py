@@ -8,7 +8,7 @@ from .conftest import write_job
 
 
 def test_sequential_evaluates_all_erased_identities_after_each_stage(tmp_path, tiny_resources, stub_evaluator):
-    job = load_job(write_job(tmp_path / "job.yaml", mode="sequential",
+    job = load_job(write_job(tmp_path / "job.yaml", mode="sequential", w_avg="mapping",
                              identities=[{"id": "first", "random": 1}, {"id": "broken", "latent": "nope.pt"},
                                          {"id": "second", "random": 2}],
                              retain=[{"random": 50}]))

@@ -76,8 +76,9 @@ def test_report_is_self_contained_and_shows_the_numbers(evaluated):
         assert f"data-metric='{key}'" in page
     assert page.count("data:image/png;base64,") >= 3  # grid, target, (composed) images inline
     assert "src='http" not in page and 'src="http' not in page
-    assert "RANDOM-weight" in page and "n/a" in page  # warning, and untranscribed paper values
-    assert "arXiv:2405.09879" in page
+    assert "RANDOM-weight" in page and "n/a" in page  # warning, and no published values for Random
+    assert "No published values for this method and scenario" in page
+    assert "data-metric='images_without_detected_face'" in page
 
 
 @pytest.mark.slow
@@ -90,8 +91,10 @@ def test_fid_of_two_generators_reuses_the_cached_features(evaluated, monkeypatch
 
     monkeypatch.setattr(fid_module, "render_samples", no_rendering)
     config = json.loads((out / "config.json").read_text())
+    # same count and batch as `eval all` above: the paper protocol's noise depends on both
     again, text = run(["fid", "--pretrained", config["source_generator"], "--unlearned", out / "generator.json",
-                       "--no-real", "--num", 8, "--random-networks", "--cache", cache, "--no-progress"])
+                       "--no-real", "--num", 8, "--batch", 4, "--random-networks", "--cache", cache,
+                       "--no-progress"])
     assert again.exit_code == 0, text
     metrics = json.loads((out / "metrics.json").read_text())
     line = next(x for x in again.output.splitlines() if x.startswith("FID_pre"))
@@ -114,11 +117,11 @@ def test_missing_folder(tmp_path):
     assert_one_line_error(result, text, "is not a folder")
 
 
-def test_missing_real_statistics(erase_output, tmp_path):
+def test_missing_real_statistics_file(erase_output, tmp_path):
+    """A --real file that is given but missing is an error; no real statistics at all is not
+    (tests/guide/evaluate/test_pipeline.py)."""
     result, text = run(["fid", erase_output, "--real", tmp_path / "missing.npy", "--random-networks"])
     assert_one_line_error(result, text, "missing.npy", "not found")
-    result, text = run(["all", erase_output, "--checkpoints", tmp_path, "--random-networks"])
-    assert_one_line_error(result, text, "missing real statistics", "--real")
 
 
 def test_mismatched_feature_dimension(erase_output, tmp_path):

@@ -124,3 +124,39 @@ def test_no_face_policies(faces, scorer):
     assert sims[0] == pytest.approx(1.0, abs=1e-5) and missed == 2
     result = evaluate_identity([blank, faces["aligned_1"]], [faces["aligned_1"]] * 2, skip, progress=False)
     assert result.id == pytest.approx(1.0, abs=1e-5) and result.no_face == 1 and result.id_per_view[0] is None
+
+
+def test_detection_uses_the_reference_evaluation_thresholds(faces, scorer):
+    """The scorer's MTCNN runs at id_sim.py's thresholds (0.15/0.25/0.35, factor 0.707). On a
+    low-contrast copy of a face (contrast x0.1, found by probing 0.3 / 0.1 / 0.05) they still find
+    the face that facenet-pytorch's defaults (0.6/0.7/0.7) miss."""
+    from guide.identity.detect import DETECTOR_SETTINGS, FaceDetector
+
+    mtcnn = scorer.similarity.detector.mtcnn
+    assert list(mtcnn.thresholds) == [0.15, 0.25, 0.35] and mtcnn.factor == 0.707
+    faint = np.clip(128 + (faces["aligned_1"].astype(float) - 128) * 0.1, 0, 255).astype(np.uint8)
+    assert scorer.crop(faint, "faint")[1]
+    assert FaceDetector(**DETECTOR_SETTINGS["facenet"])(faint) == []
+
+
+def test_others_auto_are_the_folders_other_photos(tmp_path, tiny_generator_factory):
+    """Others(kind='auto') against an erase output: the other photos' latents (latents.pt
+    w_others) for a folder erasure, random identities otherwise, none when the count is 0."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from guide.config import CameraConfig
+    from guide.evaluate.identity import Others, other_latents
+
+    w_others = torch.randn(4, 14, 512, generator=torch.Generator().manual_seed(0))
+    torch.save({"w_u": torch.zeros(1, 14, 512), "w_others": w_others}, tmp_path / "latents.pt")
+    folder_run = SimpleNamespace(root=tmp_path, config={"identity": {"kind": "folder", "value": "d", "index": 1}})
+    random_run = SimpleNamespace(root=tmp_path, config={"identity": {"kind": "random", "value": 3}})
+    others = Others("auto").resolve(folder_run)
+    assert others.kind == "folder" and "other photos" in others.describe()
+    G = tiny_generator_factory()
+    assert torch.equal(other_latents(others, G, CameraConfig(), "cpu"), w_others)
+    assert Others("auto").resolve(random_run) == Others("random")
+    assert Others("auto", count=0).resolve(random_run).kind == "none"
+    assert Others("random", count=2).resolve(folder_run).kind == "random"  # an explicit choice stays
