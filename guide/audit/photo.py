@@ -43,16 +43,26 @@ class Photo:
 
 
 def photo_of(config: dict, override: Optional[Path]) -> Optional[Path]:
-    """The photo of an erasure: ``override``, else the photo named in its config.json (None when
-    the erasure was made from a latent or a random seed). A named photo that is gone is an error."""
+    """The photo of an erasure: ``override``, else the photo named in its config.json (for a folder
+    erasure, its erased photo; None when the erasure was made from a latent or a random seed). A
+    named photo that is gone is an error."""
     if override is not None:
         if not Path(override).is_file():
             raise GuideError(f"photo not found: {override}")
         return Path(override)
     identity = config.get("identity") or {}
-    if identity.get("kind") != "photo":
+    kind = identity.get("kind")
+    if kind not in ("photo", "folder"):
         return None
     path = Path(str(identity.get("value")))
+    if kind == "folder":  # the reference's OOD protocol: photo `index` of the folder was erased
+        from guide.erase import folder_photos
+
+        photos = folder_photos(path) if path.is_dir() else []
+        index = identity.get("index", 0)
+        if not isinstance(index, int) or not 0 <= index < len(photos):
+            raise GuideError(f"the erased photo {index} of folder {path} is gone (config.json names it); pass --photo")
+        return photos[index]
     if not path.is_file():
         raise GuideError(f"the erased photo {path} is gone (config.json names it); pass --photo")
     return path

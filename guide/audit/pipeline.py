@@ -243,7 +243,10 @@ def run_audit(erase_dir, networks: Union[AuditNetworks, Callable[[], AuditNetwor
     camera = run.camera
     for note in subject.notes:
         log(f"audit: note: {note}")
-    w_avg, w_avg_source = load_w_avg(subject.G_src, checkpoint_dir, device)
+    # the mean latent the erasure itself used (config.json: erase.inversion.w_avg), so the
+    # re-inversion adds the same offset as the erasure's inversion did
+    w_avg_choice = ((run.config.get("erase") or {}).get("inversion") or {}).get("w_avg", "file")
+    w_avg, w_avg_source = load_w_avg(subject.G_src, checkpoint_dir, device, w_avg_choice)
     path = photo_of(run.config, photo)
     kind = (run.config.get("identity") or {}).get("kind", "?")
     loaded_photo, skipped = None, ""
