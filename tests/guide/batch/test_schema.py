@@ -35,6 +35,14 @@ BAD = [
     ({"identities": [{"random": 1}], "generator": "builtin:huge"}, "generator: unknown built-in generator"),
     ({"identities": [{"random": 1}], "evaluation": {"views": 0}}, "evaluation.views: must be at least 1"),
     ({"identities": [{"random": 1}], "retain": [{"name": "x"}]}, "retain[0]: give exactly one of photo, latent, random"),
+    # counts that size memory or time are bounded (guide.limits), seeds fit torch's 64 bits
+    ({"random_identities": {"count": 10**9}}, "random_identities.count: must be at most 100000"),
+    ({"identities": [{"random": 1}], "seed": 2**64}, "seed: must be at most 9223372036854775807"),
+    ({"identities": [{"random": 2**70}]}, "identities[0].random: must be at most"),
+    ({"identities": [{"random": 1}], "iters": 10**12}, "iters: must be at most"),
+    ({"identities": [{"random": 1}], "losses": {"adj_batch": 10**9}}, "losses.adj_batch: must be at most 1024"),
+    ({"identities": [{"random": 1}], "evaluation": {"views": 10**9}}, "evaluation.views: must be at most 360"),
+    ({"identities": [{"random": 1}], "evaluation": {"fid_samples": 10**12}}, "evaluation.fid_samples: must be at most"),
 ]
 
 
@@ -103,3 +111,44 @@ def test_check_prints_the_plan(tmp_path):
     result = CliRunner().invoke(cli, ["batch", str(job), "--check"])
     assert result.exit_code == 0, result.output
     assert "mode sequential, 2 identities (2 random)" in result.output and "job file OK" in result.output
+
+
+BOMBS = {
+    # 9 levels of 10 aliases: 10**9 strings once expanded (the classic "billion laughs", 600 bytes)
+    "billion laughs": "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, n in zip("abcdefgh", "bcdefghi")) + "identities: *i\n",
+    "recursive alias": "identities: &loop [*loop]\n",
+    "deep nesting": "identities: " + "[" * 5000 + "]" * 5000 + "\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_yaml_bombs_give_one_line_quickly(tmp_path, name):
+    import time
+
+    job = tmp_path / "job.yaml"
+    job.write_text(BOMBS[name])
+    start = time.perf_counter()
+    result = CliRunner().invoke(cli, ["batch", str(job), "--check"])
+    assert time.perf_counter() - start < 5
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.startswith(f"error: job file {job}: ") and len(result.output.strip().splitlines()) == 1
+    assert ("values" if name == "billion laughs" else "nested deeper") in result.output
+
+
+def test_deeply_nested_json_job_file(tmp_path):
+    job = tmp_path / "job.json"
+    job.write_text('{"identities": ' + "[" * 100000 + "]" * 100000 + "}")
+    with pytest.raises(JobFileError, match="nested deeper"):
+        load_job(job)
+
+
+@pytest.mark.parametrize("line, field", [("truncation_psi: .nan", "truncation_psi"), ("lr: .inf", "lr"),
+                                         ("losses: {global_weight: .inf}", "losses.global_weight"),
+                                         ("target_distance: .nan", "target_distance")])
+def test_non_finite_numbers_refused(tmp_path, line, field):
+    job = tmp_path / "job.yaml"
+    job.write_text(f"identities: [{{random: 1}}]\n{line}\n")
+    with pytest.raises(JobFileError, match=f"{field}: "):
+        load_job(job)
