@@ -77,7 +77,7 @@ def load_w_avg(G, checkpoint_dir: Optional[Path], device) -> tuple[torch.Tensor,
         from guide.inversion import load_w_avg as read_w_avg
 
         path = Path(checkpoint_dir) / W_AVG_FILE
-        return read_w_avg(path, device, num_ws=G.num_ws), str(path)
+        return read_w_avg(path, device, num_ws=G.num_ws, w_dim=G.w_dim), str(path)
     w_avg = G.backbone.mapping.w_avg.detach().reshape(1, 1, -1).repeat(1, G.num_ws, 1).to(device)
     return w_avg, "generator mapping.w_avg (no w_avg file in the checkpoints folder)"
 
