@@ -5,6 +5,11 @@ from pathlib import Path
 
 import click
 
+from guide.limits import MAX_SEED
+
+#: A seed option's type: torch takes 64-bit seeds (and the trainer derives seed + 1, seed + 2).
+SEED = click.IntRange(0, MAX_SEED)
+
 
 def checkpoints_option(dest: str = "checkpoints"):
     """--checkpoints DIR (default: $GUIDE_CHECKPOINTS, else ./checkpoints), stored in `dest`."""

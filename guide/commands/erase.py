@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from guide.commands._options import checkpoints_option
+from guide.commands._options import SEED, checkpoints_option
 
 from guide.errors import GuideError
 
@@ -34,7 +34,7 @@ def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot)
 @click.command()
 @click.argument("photo", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--latent", type=click.Path(dir_okay=False, path_type=Path), help="Erase a saved latent (guide invert) instead of a photo.")
-@click.option("--random-seed", type=int, help="Erase a random identity of the generator (the paper's Random scenario).")
+@click.option("--random-seed", type=SEED, help="Erase a random identity of the generator (the paper's Random scenario).")
 @click.option("--generator", "generator_path", type=click.Path(dir_okay=False, path_type=Path),
               help=f"Source generator: EG3D .pkl or our .json/.safetensors (default: <checkpoints>/{DEFAULT_GENERATOR}).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
@@ -55,7 +55,7 @@ def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot)
 @click.option("--global-batch", type=click.IntRange(1), help="Global preservation latents per step [2].")
 @click.option("--eg3d-pivot", is_flag=True, help="Cameras look at EG3D's FFHQ pivot [0,0,0.2] instead of the "
               "reference's effective [0,0,0].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @checkpoints_option("checkpoint_dir")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=100, show_default=True,
@@ -76,7 +76,7 @@ def erase(photo, latent, random_seed, generator_path, out_dir, method, iters, lr
     settings and metrics into --out.
     """
     from guide.devices import resolve_device
-    from guide.erase import Identity, load_networks, run_erase
+    from guide.erase import Identity, check_export_source, erase_inputs, load_networks, plan_erase_folder, run_erase
     from guide.io import load_any_generator
     from guide.paths import resolve_checkpoint_dir
 
@@ -95,12 +95,17 @@ def erase(photo, latent, random_seed, generator_path, out_dir, method, iters, lr
     config = _config(method, iters, lr, target_distance, weights, seed, eg3d_pivot)
     dev = resolve_device(device)
     checkpoint_dir = resolve_checkpoint_dir(checkpoint_dir)
+    # every check that needs no loading first: the folder, then each file the run reads
     if generator_path is None:
         from guide.checkpoints import require_checkpoint
 
         generator_path = require_checkpoint(DEFAULT_GENERATOR, checkpoint_dir)
     elif not generator_path.exists():
         raise GuideError(f"generator file not found: {generator_path}")
+    plan_erase_folder(out_dir, overwrite=overwrite, resume=resume, inputs=erase_inputs(identity, generator_path))
+    _require_inputs(identity, checkpoint_dir, random_networks)
+    if export_pkl:
+        check_export_source(generator_path)
     G = load_any_generator(generator_path, device=dev)
     networks = load_networks(checkpoint_dir, dev, random_weights=random_networks)
     click.echo(f"erasing {identity.describe()} with {method} ({config.ltu.iters} steps) on {dev}", err=True)
@@ -109,6 +114,22 @@ def erase(photo, latent, random_seed, generator_path, out_dir, method, iters, lr
                        checkpoint_every=checkpoint_every, export_pkl=export_pkl,
                        log=lambda m: click.echo(m, err=True))
     summarize(result)
+
+
+def _require_inputs(identity, checkpoint_dir, random_networks: bool) -> None:
+    """One line for a missing photo, latent or checkpoint file, before anything is loaded."""
+    from guide.checkpoints import require_checkpoint
+
+    if identity.kind in ("photo", "latent") and not Path(identity.value).is_file():
+        raise GuideError(f"{identity.kind} file not found: {identity.value}")
+    if identity.kind == "photo":
+        from guide.inversion import ENCODER_FILE
+
+        require_checkpoint(ENCODER_FILE, checkpoint_dir)
+    if not random_networks:
+        from guide.erase import require_network_files
+
+        require_network_files(checkpoint_dir)
 
 
 def summarize(result) -> None:

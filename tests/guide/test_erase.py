@@ -60,9 +60,9 @@ def test_refuses_existing_output_and_changed_settings(tiny_generator_factory, ne
     out = tmp_path / "out"
     out.mkdir()
     (out / "something").write_text("x")
-    from guide.erase import OutputExistsError
+    from guide.io.folders import OutputFolderError
 
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    with pytest.raises(OutputFolderError, match="--overwrite"):
         _run(tiny_generator_factory, networks, out, config=_config(1))
 
 
