@@ -20,9 +20,13 @@ MODEL_DIR = "model"
 
 
 def read_json(path: Path, default=None):
+    """The JSON in `path`, or `default` when it is missing, unreadable or implausible."""
+    from guide.errors import GuideError
+    from guide.io.documents import load_json
+
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return load_json(path)
+    except GuideError:
         return default
 
 
