@@ -81,7 +81,8 @@ def test_the_job_file_inside_the_folder_is_not_overwritten(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     job = out / "job.json"
-    job.write_text(json.dumps({"generator": "builtin:tiny", "networks": "random", "identities": [{"random": 1}]}))
+    job.write_text(json.dumps({"generator": "builtin:tiny", "networks": "random", "identities": [{"random": 1}],
+                               "iters": 1, "losses": {"adj_batch": 1, "global_batch": 1}, "evaluation": {"views": 1}}))
     before = _snapshot(out)
     result = CliRunner().invoke(cli, ["batch", str(job), "--out", str(out), "--overwrite", "--quiet"])
     assert result.exit_code == 2 and "is an input of this run" in result.output, result.output
