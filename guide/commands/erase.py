@@ -5,9 +5,10 @@ from pathlib import Path
 
 import click
 
-from guide.commands._options import SEED, checkpoints_option
+from guide.commands._options import SEED, FiniteFloat, checkpoints_option
 
 from guide.errors import GuideError
+from guide.limits import MAX_ITERS, MAX_LATENT_BATCH
 
 DEFAULT_GENERATOR = "ffhqrebalanced512-128.pkl"
 
@@ -40,19 +41,19 @@ def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--method", type=click.Choice(["guide", "baseline"]), default="guide", show_default=True,
               help="guide: extrapolated target + local/adjacency/global losses; baseline: average target, local loss.")
-@click.option("--iters", type=click.IntRange(1), default=None, help="Adam steps [1000].")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate [1e-4].")
-@click.option("--target-distance", type=click.FloatRange(min=0, min_open=True), default=None, help="UFO distance d [30].")
-@click.option("--local-mse", type=float, help="Local tri-plane MSE weight [1e-2].")
-@click.option("--local-lpips", type=float, help="Local LPIPS weight [1.0].")
-@click.option("--local-id", type=float, help="Local identity-loss weight [0.1].")
-@click.option("--adj-mse", type=float, help="Adjacency MSE weight [1e-2].")
-@click.option("--adj-lpips", type=float, help="Adjacency LPIPS weight [1.0].")
-@click.option("--adj-id", type=float, help="Adjacency identity weight [0.1].")
-@click.option("--adj-batch", type=click.IntRange(1), help="Adjacency latents per step [2].")
-@click.option("--adj-alpha-max", type=click.FloatRange(min=0), help="Adjacency offset α ~ U(0, max) [15].")
-@click.option("--global-weight", type=float, help="Global preservation weight [1.0].")
-@click.option("--global-batch", type=click.IntRange(1), help="Global preservation latents per step [2].")
+@click.option("--iters", type=click.IntRange(1, MAX_ITERS), default=None, help="Adam steps [1000].")
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=None, help="Learning rate [1e-4].")
+@click.option("--target-distance", type=FiniteFloat(min=0, min_open=True), default=None, help="UFO distance d [30].")
+@click.option("--local-mse", type=FiniteFloat(min=0), help="Local tri-plane MSE weight [1e-2].")
+@click.option("--local-lpips", type=FiniteFloat(min=0), help="Local LPIPS weight [1.0].")
+@click.option("--local-id", type=FiniteFloat(min=0), help="Local identity-loss weight [0.1].")
+@click.option("--adj-mse", type=FiniteFloat(min=0), help="Adjacency MSE weight [1e-2].")
+@click.option("--adj-lpips", type=FiniteFloat(min=0), help="Adjacency LPIPS weight [1.0].")
+@click.option("--adj-id", type=FiniteFloat(min=0), help="Adjacency identity weight [0.1].")
+@click.option("--adj-batch", type=click.IntRange(1, MAX_LATENT_BATCH), help="Adjacency latents per step [2].")
+@click.option("--adj-alpha-max", type=FiniteFloat(min=0), help="Adjacency offset α ~ U(0, max) [15].")
+@click.option("--global-weight", type=FiniteFloat(min=0), help="Global preservation weight [1.0].")
+@click.option("--global-batch", type=click.IntRange(1, MAX_LATENT_BATCH), help="Global preservation latents per step [2].")
 @click.option("--eg3d-pivot", is_flag=True, help="Cameras look at EG3D's FFHQ pivot [0,0,0.2] instead of the "
               "reference's effective [0,0,0].")
 @click.option("--seed", type=SEED, default=0, show_default=True)
@@ -61,7 +62,8 @@ def _config(method, iters, lr, target_distance, weights: dict, seed, eg3d_pivot)
 @click.option("--checkpoint-every", type=click.IntRange(0), default=100, show_default=True,
               help="Save resumable state every N steps (0: only at the end).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier run's results in --out (only the files a run "
+              "writes are removed; other files stay).")
 @click.option("--export-pkl", is_flag=True, help="Also write generator.pkl in EG3D's format (needs a .pkl source).")
 @click.option("--random-networks", is_flag=True, hidden=True,
               help="Testing only: LPIPS and ArcFace with random weights instead of the checkpoint files.")

@@ -138,6 +138,7 @@ def _evaluation_entry(networks: EvalNetworks, generators: Generators) -> Dict[st
 def id_for_output(run: EraseOutput, networks: EvalNetworks, generators: Generators, others: Others = Others(),
                   progress: bool = True) -> IDResult:
     """ID from the folder's before/after renders; ID_others from ``others`` rendered by both generators."""
+    scorer = networks.identity()  # a missing network file is reported before any rendering
     before = [load_image(p) for p in run.before_paths]
     after = [load_image(p) for p in run.after_paths]
     pairs = []
@@ -145,7 +146,7 @@ def id_for_output(run: EraseOutput, networks: EvalNetworks, generators: Generato
         G_src, G_unl = generators.pretrained(), generators.unlearned()
         latents = other_latents(others, G_src, run.camera, networks.device, networks.checkpoint_dir)
         pairs = render_before_after(G_src, G_unl, latents, run.camera, len(before), progress=progress)
-    return evaluate_identity(before, after, networks.identity(), others_pairs=pairs, others=others.describe(),
+    return evaluate_identity(before, after, scorer, others_pairs=pairs, others=others.describe(),
                              progress=progress)
 
 
@@ -155,6 +156,8 @@ def eval_id(out_dir: PathLike, networks: EvalNetworks, *, pretrained: Optional[P
     run = EraseOutput.open(out_dir, needs=(NEEDS_RENDERS,) if others.kind == "none" else
                            (NEEDS_RENDERS, NEEDS_GENERATOR))
     generators = Generators(run, pretrained, device=networks.device)
+    if others.kind != "none":
+        generators.pretrained(), generators.unlearned()  # before any rendering
     result = id_for_output(run, networks, generators, others, progress)
     return run.merge_metrics({**result.metrics(), "evaluation": _evaluation_entry(networks, generators)})
 
@@ -205,8 +208,10 @@ def eval_all(out_dir: PathLike, networks: EvalNetworks, *, real: Optional[PathLi
     from guide.evaluate.report import write_report
 
     run = EraseOutput.open(out_dir)
-    real_stats = resolve_real(real, networks.checkpoint_dir) if use_real else None  # fail before the slow parts
+    # everything that can be missing or broken fails before the slow parts
+    real_stats = resolve_real(real, networks.checkpoint_dir) if use_real else None
     generators = Generators(run, pretrained, device=networks.device)
+    networks.identity(), networks.features(), generators.pretrained(), generators.unlearned()
     id_result = id_for_output(run, networks, generators, others, progress)
     settings = sample_settings_for(run, num, seed, **sample_kwargs)
     fid_result = fid_for_generators(generators, networks, settings, real=real_stats, batch=batch, cache=cache,

@@ -286,3 +286,24 @@ def test_resume_with_damaged_state_is_one_line_and_writes_nothing(interrupted, t
         _run(tiny_generator_factory, networks, out, config=_baseline(2), resume=True, checkpoint_every=1)
     assert "\n" not in info.value.one_line()
     assert _snapshot(out) == before
+
+
+def test_cli_checks_the_folder_and_values_before_loading_anything(tiny_generator_factory, tmp_path):
+    """--out is checked before the generator is read (a broken one would be reported first
+    otherwise); NaN/inf numbers and seeds beyond 64 bits are usage errors, not tracebacks."""
+    save_generator(tiny_generator_factory(), tmp_path / "tiny")
+    broken = tmp_path / "broken.pkl"
+    broken.write_bytes(b"\x80\x04garbage")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    runner = CliRunner()
+    base = ["erase", "--random-seed", "1", "--random-networks", "--iters", "1", "--method", "baseline"]
+    result = runner.invoke(cli, [*base, "--generator", str(broken), "--out", str(out)])
+    assert result.exit_code == 2 and "is not empty" in result.output, result.output
+    for option, value in (("--lr", "nan"), ("--local-mse", "inf"), ("--seed", str(2**64)),
+                          ("--random-seed", str(2**70))):
+        result = runner.invoke(cli, [*base, "--generator", str(tmp_path / "tiny.json"), "--out",
+                                     str(tmp_path / "new"), option, value])
+        assert result.exit_code == 2 and "Traceback" not in result.output and option in result.output, result.output
+    assert not (tmp_path / "new").exists()
