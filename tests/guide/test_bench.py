@@ -28,3 +28,20 @@ def test_bench_cuda_absent_is_one_line_error():
     assert result.exit_code == 2
     assert "CUDA is not available" in result.output
     assert "Traceback" not in result.output
+
+
+def test_full_size_ltu_step_on_a_cpu_without_the_memory_is_one_line(monkeypatch):
+    """A 24 GB machine was killed building the ~19 GB full-size step; now it is told what to run."""
+    import guide.bench
+    import guide.commands.bench as command
+
+    ran = []
+    monkeypatch.setattr(guide.bench, "run_bench", lambda *a, **k: ran.append(1) or {"results": []})
+    monkeypatch.setattr(command, "available_memory_gib", lambda: 15.2, raising=False)
+    result = CliRunner().invoke(cli, ["bench", "--only", "ltu_step"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "15.2 GiB are available" in result.output and "--config tiny" in result.output
+    assert not ran  # nothing was built
+    monkeypatch.setattr(command, "available_memory_gib", lambda: 64.0, raising=False)
+    monkeypatch.setattr(guide.bench, "format_table", lambda report: "table")
+    assert CliRunner().invoke(cli, ["bench", "--only", "ltu_step"]).exit_code == 0 and ran == [1]
