@@ -16,6 +16,9 @@ from eg3d.bounds import (  # noqa: F401 - re-exported
     check_generator_config,
 )
 
+#: Elements that expanded (stride-0) views in one torch file may claim beyond their storages: a
+#: [14, 512] broadcast of one row passes, a 4-byte storage posing as 10^9 elements does not.
+MAX_VIEW_EXPANSION = 1 << 20
 #: Largest JSON document read (generator.json, config.json, metrics.json, status.json, job files).
 MAX_DOCUMENT_BYTES = 64 << 20
 #: Values in one JSON/YAML document, YAML aliases expanded (a 500-byte "billion laughs" has 10^9).

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-import torch
-
 from guide.batch.latents import failure_reason
 from guide.batch.schema import BatchJob, JobIdentity
 from guide.io.folders import clear_folder
@@ -48,6 +46,7 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
                    log: Callable[[str], None] = lambda m: None) -> IdentityOutcome:
     """run_erase for one identity, then its evaluation (merged into its metrics.json)."""
     from guide.batch.kit import cached_kit, identity_metrics, model_metrics
+    from guide.batch.outputs import load_latents
     from guide.erase import run_erase, write_json
     from guide.io import load_generator
 
@@ -63,7 +62,7 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
                            log=log, views=job.evaluation.views, metrics_note=False,
                            photo_models=kit.photo_models)  # photos: encoder/detector loaded once per kit
         G = load_generator(result.out_dir, device=kit.device)
-        w_u = torch.load(Path(task.out_dir) / "latents.pt", map_location=kit.device, weights_only=True)["w_u"]
+        w_u = load_latents(Path(task.out_dir) / "latents.pt", kit.device)["w_u"]
         pairs = kit.retain.pairs(G) if kit.retain.ids else []
         extra = {**model_metrics(kit, G, pairs), **identity_metrics(kit, G, w_u, pairs)}
         metrics = {**result.metrics, **extra, "evaluation": kit.eval_note}

@@ -35,10 +35,14 @@ EVALUATIONS = "evaluations.jsonl"
 
 
 def read_evaluations(model_dir: Path) -> List[dict]:
+    """The per-stage evaluations recorded so far (one JSON object a line; damaged: one line error)."""
+    from guide.io.documents import parse_json
+
     path = Path(model_dir) / EVALUATIONS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [parse_json(line, f"{path} line {i + 1}") for i, line in enumerate(lines) if line.strip()]
 
 
 def _write_evaluations(model_dir: Path, rows: List[dict]) -> None:

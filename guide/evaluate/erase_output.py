@@ -160,8 +160,6 @@ class EraseOutput:
 
     def latents(self) -> Dict[str, Any]:
         """``latents.pt`` (w_u, w_t, ...) read with ``weights_only``; empty dict if absent."""
-        import torch
-
         from guide.io.state_files import load_state_file
 
         path = self.optional_file("latents.pt")

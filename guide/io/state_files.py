@@ -19,14 +19,11 @@ from typing import Any, Optional, Union
 
 import torch
 
-from guide.limits import MAX_NESTING, MAX_TENSOR_ELEMENTS
+from guide.limits import MAX_NESTING, MAX_TENSOR_ELEMENTS, MAX_VIEW_EXPANSION
 
 from .errors import CorruptCheckpointError, MissingCheckpointError
 
 __all__ = ["check_tensors", "load_state_file"]
-
-#: Elements that expanded (overlapping) views in one file may claim beyond their storages.
-MAX_VIEW_EXPANSION = 1 << 20
 
 PathLike = Union[str, "os.PathLike[str]"]
 
