@@ -8,7 +8,6 @@ failed attempt left in DIR/<id>/ (all of it, or all but what --resume continues 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Callable, Optional, Union
 
 from guide.batch.latents import failure_reason
 from guide.batch.schema import BatchJob, JobIdentity
-from guide.io.folders import clear_folder
+from guide.io.folders import remove_if_empty, remove_outputs
 
 
 @dataclass
@@ -75,18 +74,18 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
 
 
 # what run_erase(resume=True) continues from: its settings, latents, loss history and training state
-RESUMABLE = ("config.json", "latents.pt", "losses.jsonl", "checkpoint")
+RESUMABLE = ("config.json", "latents.pt", "losses.jsonl", "checkpoint/state.pt")
 
 
 def discard_failed_attempt(out_dir: Union[str, Path]) -> None:
-    """Leave nothing half-made by a failed identity: remove its folder, or, when training had
-    saved a checkpoint, everything but what a resume continues from (:data:`RESUMABLE`)."""
+    """Leave nothing half-made by a failed identity: remove what the attempt wrote (the folder
+    too when that empties it), or, when training had saved a checkpoint, all of it but what a
+    resume continues from (:data:`RESUMABLE`). Files the toolkit did not write stay."""
+    from guide.erase import ERASE_OUTPUTS, has_saved_state
+
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return
-    from guide.erase import has_saved_state
-
-    if not has_saved_state(out_dir):
-        shutil.rmtree(out_dir, ignore_errors=True)
-    else:
-        clear_folder(out_dir, keep=RESUMABLE)
+    keep = RESUMABLE if has_saved_state(out_dir) else ()
+    remove_outputs(out_dir, [p for p in ERASE_OUTPUTS if p not in keep])
+    remove_if_empty(out_dir)

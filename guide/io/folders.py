@@ -7,12 +7,11 @@ whether a run starts fresh, resumes or replaces an earlier run, and refuses a fo
 holds someone else's files or an input of the run. :func:`open_output_folder` then creates
 the folder, removes stale temporary files of interrupted atomic writes and, when replacing,
 only the files that match the declared patterns: a user's notes in the folder survive
-``--overwrite``. :func:`clear_folder` empties a folder the toolkit itself owns.
+``--overwrite``.
 """
 from __future__ import annotations
 
 import os
-import shutil
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, Union
@@ -28,18 +27,6 @@ NEW, RESUME, REPLACE = "new", "resume", "replace"
 
 class OutputFolderError(GuideError):
     """The output folder cannot take this run (holds results, or holds an input of the run)."""
-
-
-def clear_folder(folder: Union[str, Path], keep: Iterable[str] = ()) -> None:
-    """Remove everything inside `folder` except the entries named in `keep`; the folder stays."""
-    keep = set(keep)
-    for child in Path(folder).iterdir():
-        if child.name in keep:
-            continue
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- patterns

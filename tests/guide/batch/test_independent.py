@@ -164,10 +164,13 @@ def test_failed_identity_keeps_only_a_resumable_checkpoint(tmp_path, tiny_resour
     kept = sorted(str(p.relative_to(out / "random-2")) for p in (out / "random-2").rglob("*"))
     assert kept == ["checkpoint", "checkpoint/state.pt", "config.json"]
 
+    (out / "random-2" / "notes.txt").write_text("mine")  # a user's file is not the attempt's to remove
+    assert run_batch(job, out, resume=True, resources=tiny_resources(), **quiet).counts["failed"] == 2
+    assert (out / "random-2" / "notes.txt").read_text() == "mine"
     fail.clear()
     summary = run_batch(job, out, resume=True, resources=tiny_resources(), **quiet)
     assert summary.exit_code == 0
-    assert calls[2:] == [(1, False, True), (2, True, False)]
+    assert calls[2:] == [(1, False, True), (2, True, False)] * 2
 
 
 def test_resume_runs_queued_identities_like_pending_ones(tmp_path, tiny_resources, monkeypatch):
