@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from eg3d.bounds import INT_BOUNDS
 from guide.errors import GuideError
 
 #: Peak memory of one full-size LTU step on CPU, measured at neural rendering resolution 64
@@ -51,7 +52,8 @@ def check_memory(device: str, config: str, sections) -> None:
               "renderer and super-resolution (first steps include compile time: use --warmup).")
 @click.option("--channels-last", is_flag=True, help="Channels-last (NHWC) weights for the super-resolution "
               "and the loss networks.")
-@click.option("--nrr", "neural_rendering_resolution", type=click.IntRange(8), default=None,
+@click.option("--nrr", "neural_rendering_resolution",
+              type=click.IntRange(8, INT_BOUNDS["neural_rendering_resolution"][1]), default=None,
               help="Neural rendering resolution (default: 128 full, 32 tiny).")
 @click.option("--only", "sections", multiple=True, type=click.Choice(["forward", "ltu_step", "ltu_step_reference_style", "ops"]),
               help="Run only these sections (repeatable).")
