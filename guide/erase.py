@@ -7,14 +7,18 @@ identity from 11 yaws, renders/target_XX.png, grid.png (before / after / target 
 losses.jsonl + losses.png, latents.pt (w_u, w_t), config.json (every setting and the
 checkpoints' sha256) and metrics.json. Every file is written atomically; resume state lives
 in checkpoint/state.pt.
+
+Every input (generator, networks, w_avg, the identity's latent or photo) is loaded before
+the folder is touched. ``--overwrite`` then removes only the files listed in
+:data:`ERASE_OUTPUTS` (a user's notes in the folder stay), ``--resume`` needs a saved state,
+and no input may be one of the files the run writes (:mod:`guide.io.folders`).
 """
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 
@@ -22,6 +26,7 @@ import guide
 from guide.config import EraseConfig
 from guide.errors import GuideError
 from guide.io.atomic import write_bytes_atomic, write_text_atomic
+from guide.io.folders import RESUME, open_output_folder, plan_output_folder
 from guide.render import camera_for, grid, png_bytes, render_views, save_images
 from guide.trainer import LTUTrainer, NonFiniteLossError
 from guide.ufo import ufo_target
@@ -30,9 +35,17 @@ W_AVG_FILE = "w_avg_ffhqrebalanced512-128.pt"
 STATE_FILE = "checkpoint/state.pt"
 READ_EVERY_ON_ACCELERATOR = 20  # steps between reads of the loss terms from a GPU (each read waits for it)
 
+#: Every file an erase (and `guide eval` on its folder) writes, relative to the folder; the
+#: only files --overwrite removes.
+ERASE_OUTPUTS = (
+    "config.json", "latents.pt", "losses.jsonl", "losses.png", "grid.png", "metrics.json", "report.html",
+    "generator.safetensors", "generator.json", "generator.pkl",
+    "renders/before_*.png", "renders/after_*.png", "renders/target*.png", STATE_FILE,
+)
 
-class OutputExistsError(GuideError):
-    """The output folder already holds results."""
+
+class ResumeError(GuideError):
+    """The saved state of an interrupted run cannot be continued (unreadable, or another run's)."""
 
 
 @dataclass
@@ -111,7 +124,7 @@ def load_w_avg(G, checkpoint_dir: Optional[Path], device, choice: str = "file") 
     if choice == "file" and path is not None and path.is_file():
         from guide.inversion import load_w_avg as read_w_avg
 
-        return read_w_avg(path, device, num_ws=G.num_ws), str(path)
+        return read_w_avg(path, device, num_ws=G.num_ws, w_dim=G.w_dim), str(path)
     w_avg = G.backbone.mapping.w_avg.detach().reshape(1, 1, -1).repeat(1, G.num_ws, 1).to(device)
     if choice == "mapping":
         return w_avg, "generator mapping.w_avg (--w-avg mapping)"
@@ -159,16 +172,18 @@ def identity_latent(identity: Identity, G, config: EraseConfig, w_avg: torch.Ten
         with torch.no_grad():
             return G.mapping(z, c, truncation_psi=ltu.truncation_psi, truncation_cutoff=ltu.truncation_cutoff)
     if identity.kind == "latent":
+        from guide.io.state_files import load_state_file
+
         path = Path(identity.value)
         if not path.is_file():
             raise GuideError(f"latent file not found: {path}")
-        try:
-            value = torch.load(path, map_location=device, weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - one line for any unreadable file
-            raise GuideError(f"cannot read latent file {path}: {type(exc).__name__}: {exc}") from None
+        value = load_state_file(path)  # one line for any unreadable or implausible file
         w = (value.get("w", value.get("w_u")) if isinstance(value, dict) else value)  # guide invert / erase
-        if not isinstance(w, torch.Tensor) or w.numel() != G.num_ws * G.w_dim:
-            raise GuideError(f"{path} holds no [1,{G.num_ws},{G.w_dim}] latent (expected a tensor or a dict with 'w' or 'w_u')")
+        if not isinstance(w, torch.Tensor) or not w.is_floating_point() or w.numel() != G.num_ws * G.w_dim:
+            raise GuideError(f"{path} holds no [1,{G.num_ws},{G.w_dim}] latent (expected a float tensor or a dict "
+                             "with 'w' or 'w_u')")
+        if not bool(torch.isfinite(w).all()):
+            raise GuideError(f"{path}: the latent holds NaN or infinity")
         return w.float().reshape(1, G.num_ws, G.w_dim).to(device)
     if identity.kind == "photo":
         from guide.inversion import invert_photo
@@ -190,11 +205,20 @@ def load_networks(checkpoint_dir, device, random_weights: bool = False) -> Netwo
         torch.manual_seed(0)
         return Networks(lpips_vgg(random_backbone=True, device=device), IDLoss(ir_se50(device=device)),
                         note="LPIPS and ArcFace with RANDOM weights (demo)")
+    vgg, ir_se = require_network_files(checkpoint_dir)
+    lp = lpips_vgg(vgg, device=device)
+    arcface = ir_se50(weights=ir_se, device=device)
+    return Networks(lp, IDLoss(arcface))
+
+
+NETWORK_FILES = ("vgg16-397923af.pth", "model_ir_se50.pth")
+
+
+def require_network_files(checkpoint_dir) -> List[Path]:
+    """Paths of LTU's loss-network weights (LPIPS' VGG16, ArcFace IR-SE50); one line if one is missing."""
     from guide.checkpoints import require_checkpoint
 
-    lp = lpips_vgg(require_checkpoint("vgg16-397923af.pth", checkpoint_dir), device=device)
-    arcface = ir_se50(weights=require_checkpoint("model_ir_se50.pth", checkpoint_dir), device=device)
-    return Networks(lp, IDLoss(arcface))
+    return [Path(require_checkpoint(name, checkpoint_dir)) for name in NETWORK_FILES]
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -205,16 +229,35 @@ def has_saved_state(out_dir: Union[str, Path]) -> bool:
     return (Path(out_dir) / STATE_FILE).is_file()
 
 
-def prepare_out_dir(out_dir: Path, overwrite: bool, resume: bool) -> bool:
-    """Create the folder; returns True when resuming from a saved state."""
-    if resume and has_saved_state(out_dir):
-        return True
-    if out_dir.exists() and any(out_dir.iterdir()) and not resume:
-        if not overwrite:
-            raise OutputExistsError(f"output folder {out_dir} is not empty (use --overwrite, or --resume to continue)")
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return False
+def generator_files(generator_path) -> List[Path]:
+    """The files a generator argument reads (a .pkl, or our .json + .safetensors pair)."""
+    if generator_path is None:
+        return []
+    path = Path(generator_path)
+    if path.suffix == ".pkl":
+        return [path]
+    from guide.io import generator_paths
+
+    return [path, *generator_paths(path)]
+
+
+def erase_inputs(identity: Identity, generator_path=None) -> List[Path]:
+    """Files an erase reads that its output folder must not overwrite."""
+    own = [Path(str(identity.value))] if identity.kind in ("photo", "latent", "folder") else []
+    return own + generator_files(generator_path)
+
+
+def plan_erase_folder(out_dir, *, overwrite: bool = False, resume: bool = False, inputs=()) -> str:
+    """How an erase uses `out_dir` (guide.io.folders NEW / RESUME / REPLACE); one-line error when
+    it cannot. Changes nothing, so commands call it before loading anything."""
+    return plan_output_folder(out_dir, patterns=ERASE_OUTPUTS, overwrite=overwrite, resume=resume,
+                              resumable=has_saved_state(out_dir), inputs=inputs)
+
+
+def check_export_source(generator_path) -> None:
+    """--export-pkl writes EG3D's format into a copy of the source pickle: it needs one."""
+    if generator_path is None or Path(generator_path).suffix != ".pkl":
+        raise GuideError("--export-pkl needs the source generator as an EG3D .pkl (--generator)")
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -271,7 +314,7 @@ def erase_settings(identity: Identity, config: EraseConfig, device, generator_pa
         "w_avg": w_avg_source,
         "networks": networks.note or "LPIPS-VGG16 + ArcFace IR-SE50 from the checkpoints folder",
         "checkpoints": {name: _sha256(Path(checkpoint_dir) / name) for name in
-                        ("vgg16-397923af.pth", "model_ir_se50.pth", "encoder_FFHQ.pt", W_AVG_FILE)}
+                        (*NETWORK_FILES, "encoder_FFHQ.pt", W_AVG_FILE)}
         if checkpoint_dir else {},
     }
 
@@ -341,9 +384,7 @@ def train_ltu(trainer: LTUTrainer, out_dir: Path, *, resuming: bool = False, che
     history: list = []
     losses_path = out_dir / "losses.jsonl"
     if resuming:
-        state = torch.load(out_dir / STATE_FILE, map_location=trainer.device, weights_only=True)
-        trainer.load_state_dict(state)
-        history = [json.loads(line) for line in losses_path.read_text().splitlines()[: trainer.step_index]]
+        history = restore_training(trainer, out_dir)
         log(f"resuming at step {trainer.step_index} of {iters}")
 
     def save_state():
@@ -379,6 +420,69 @@ def train_ltu(trainer: LTUTrainer, out_dir: Path, *, resuming: bool = False, che
     return history
 
 
+def _resume_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] if text else type(exc).__name__
+
+
+def _check_optimizer_state(optimizer: Any, params: List[torch.Tensor], path: Path) -> None:
+    """Per-parameter optimizer tensors must have their parameter's shape (Adam would not check)."""
+    per_param = optimizer.get("state") if isinstance(optimizer, dict) else None
+    if not isinstance(per_param, dict) or not isinstance(optimizer.get("param_groups"), list):
+        raise ResumeError(f"{path}: its optimizer state is not an optimizer's state_dict")
+    for index, entry in per_param.items():
+        if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(entry, dict):
+            raise ResumeError(f"{path}: optimizer state for parameter {index!r}, which this run does not have")
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor) and value.ndim and value.shape != params[index].shape:
+                raise ResumeError(f"{path}: optimizer {name} of parameter {index} has shape {list(value.shape)}, "
+                                  f"expected {list(params[index].shape)}")
+
+
+def restore_training(trainer: LTUTrainer, out_dir: Path) -> List[dict]:
+    """Load checkpoint/state.pt into `trainer` and return the loss history of the steps it
+    covers (losses.jsonl). Anything unreadable, another run's, or claiming more steps than
+    the run has is a one-line :class:`ResumeError`; nothing is written."""
+    from guide.io.state_files import load_state_file
+
+    path, losses_path = out_dir / STATE_FILE, out_dir / "losses.jsonl"
+    state = load_state_file(path)
+    needed = ("step", "synthesis", "optimizer", "cpu_rng", "device_rng")
+    if not isinstance(state, dict) or any(k not in state for k in needed):
+        raise ResumeError(f"{path}: not a training state of this toolkit (needs {', '.join(needed)})")
+    step, iters = state["step"], trainer.config.iters
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= iters:
+        raise ResumeError(f"{path}: claims step {step!r}, outside this run's 0..{iters}")
+    _check_optimizer_state(state["optimizer"], list(trainer.trainable), path)
+    try:
+        trainer.load_state_dict(state)
+    except (RuntimeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ResumeError(f"{path}: does not fit this run ({_resume_line(exc)})") from None
+    if not losses_path.is_file():
+        raise ResumeError(f"--resume: {losses_path} is missing (it holds the loss history of the saved steps)")
+    from guide.io.documents import parse_json
+
+    lines = [line for line in losses_path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    if len(lines) < step:
+        raise ResumeError(f"{losses_path}: {len(lines)} steps recorded, but the saved state is at step {step}")
+    history = [parse_json(line, f"{losses_path} line {i + 1}", ResumeError) for i, line in enumerate(lines[:step])]
+    if not all(isinstance(h, dict) for h in history):
+        raise ResumeError(f"{losses_path}: every line must be a JSON object")
+    return history
+
+
+def _check_resumed_settings(out_dir: Path, settings: dict) -> None:
+    """The interrupted run in `out_dir` used the same erase settings and identity."""
+    from guide.io.documents import load_json
+
+    saved = load_json(out_dir / "config.json", ResumeError) if (out_dir / "config.json").is_file() else None
+    if not isinstance(saved, dict):
+        raise ResumeError(f"--resume: {out_dir / 'config.json'} is missing or not a settings record")
+    current = json.loads(json.dumps({k: settings[k] for k in ("erase", "identity")}, default=str))
+    if saved.get("erase") != current["erase"] or saved.get("identity") != current["identity"]:
+        raise ResumeError(f"--resume: the settings differ from the interrupted run in {out_dir}")
+
+
 # ---------------------------------------------------------------------------- pipeline
 
 
@@ -410,13 +514,17 @@ def run_erase(
     also stores the other photos' latents (latents.pt `w_others`), from which ID_others is measured."""
     out_dir = Path(out_dir)
     device = torch.device(device)
-    G_src = G_src.to(device).eval().requires_grad_(False)
-    problem = w_avg_problem(identity, config, checkpoint_dir)  # reported before anything is written
+    plan = plan_erase_folder(out_dir, overwrite=overwrite, resume=resume, inputs=erase_inputs(identity, generator_path))
+    if export_pkl:
+        check_export_source(generator_path)
+    problem = w_avg_problem(identity, config, checkpoint_dir)  # reported before anything is loaded or written
     if problem:
         raise GuideError(problem)
-    w_avg, w_avg_source = load_w_avg(G_src, checkpoint_dir, device, config.inversion.w_avg)
-    resuming = prepare_out_dir(out_dir, overwrite, resume)
     torch.manual_seed(config.seed)
+    G_src = G_src.to(device).eval().requires_grad_(False)
+
+    # every input first: a missing latent or encoder, a bad w_avg must not cost earlier results
+    w_avg, w_avg_source = load_w_avg(G_src, checkpoint_dir, device, config.inversion.w_avg)
     others: dict = {}
     if identity.kind == "folder":
         w_all, photos = folder_latents(identity, config, w_avg, checkpoint_dir, device, photo_models)
@@ -430,19 +538,17 @@ def run_erase(
     settings = erase_settings(identity, config, device, generator_path, w_avg_source, networks, checkpoint_dir)
     if others:
         settings["folder"] = {"erased": Path(photos[identity.index]).name, "others": others["others"]}
+    resuming = plan == RESUME
     if resuming:
-        saved = json.loads((out_dir / "config.json").read_text())
-        current = json.loads(json.dumps({k: settings[k] for k in ("erase", "identity")}, default=str))
-        if saved.get("erase") != current["erase"] or saved.get("identity") != current["identity"]:
-            raise GuideError(f"--resume: the settings differ from the interrupted run in {out_dir}")
-    else:
-        write_json(out_dir / "config.json", settings)
-        write_tensors(out_dir / "latents.pt", w_u=w_u, w_t=w_t,
-                      **({"w_others": others["w_others"]} if others else {}))
-
+        _check_resumed_settings(out_dir, settings)
     trainer = LTUTrainer(G_src, w_u, w_t, config.ltu, lpips=networks.lpips.to(device),
                          id_loss=networks.id_loss.to(device) if networks.id_loss is not None else None,
                          seed=config.seed)
+    open_output_folder(out_dir, plan, ERASE_OUTPUTS)
+    if not resuming:
+        write_json(out_dir / "config.json", settings)
+        write_tensors(out_dir / "latents.pt", w_u=w_u, w_t=w_t,
+                      **({"w_others": others["w_others"]} if others else {}))
     history = train_ltu(trainer, out_dir, resuming=resuming, checkpoint_every=checkpoint_every,
                         progress=progress, log=log, on_step=on_step)
 
@@ -497,6 +603,20 @@ def identity_metrics(out_dir: Path, checkpoint_dir, device, log, *, note: bool =
         return None
 
 
+def _earlier_metrics(path: Path, log) -> dict:
+    """metrics.json as it stands (e.g. a resumed run's); an unreadable one is replaced."""
+    from guide.io.documents import load_json
+
+    if not path.is_file():
+        return {}
+    try:
+        metrics = load_json(path)
+    except GuideError as exc:
+        log(f"replacing unreadable {path.name}: {exc}")
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
 def finish(trainer, G_src, w_u, w_t, history, out_dir: Path, config: EraseConfig, settings: dict,
            generator_path, export_pkl: bool, log, views: Optional[int] = None) -> EraseResult:
     """Save the unlearned generator, renders, grid, curves and metrics."""
@@ -508,17 +628,16 @@ def finish(trainer, G_src, w_u, w_t, history, out_dir: Path, config: EraseConfig
                             hyperparameters=config.to_dict(), extra={"identity": settings["identity"]})
     save_generator(G, out_dir / "generator", provenance=provenance)
     if export_pkl:
-        if generator_path is None or Path(generator_path).suffix != ".pkl":
-            raise GuideError("--export-pkl needs the source generator as an EG3D .pkl (--generator)")
+        check_export_source(generator_path)
         from guide.io import export_eg3d_pkl
 
-        export_eg3d_pkl(G, like=generator_path, out=out_dir / "generator.pkl")
+        export_eg3d_pkl(G, like=generator_path, out=out_dir / "generator.pkl", log=log)
 
     pixel = render_identity(G_src, G, w_u, w_t, out_dir, config.ltu.camera, views, config.renders, config.seed)
     write_bytes_atomic(out_dir / "losses.png", loss_curve_png(history))
 
     metrics_path = out_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics = _earlier_metrics(metrics_path, log)
     metrics.update({
         "steps": trainer.step_index,
         "final_losses": history[-1] if history else {},

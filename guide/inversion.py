@@ -52,6 +52,7 @@ __all__ = [
 ENCODER_FILE = "encoder_FFHQ.pt"
 W_AVG_FILE = "w_avg_ffhqrebalanced512-128.pt"
 NUM_WS = 14
+W_DIM = 512
 PathLike = Union[str, "os.PathLike[str]"]
 Device = Union[str, torch.device]
 
@@ -139,12 +140,12 @@ def _check_w_avg(w_avg: torch.Tensor, shape) -> torch.Tensor:
     return w_avg
 
 
-def load_w_avg(path: PathLike, device: Device = "cpu", num_ws: int = NUM_WS) -> torch.Tensor:
+def load_w_avg(path: PathLike, device: Device = "cpu", num_ws: int = NUM_WS, w_dim: int = W_DIM) -> torch.Tensor:
     """``[1, num_ws, w_dim]`` float32 average latent from a ``torch.save``-d tensor (safe loading).
 
-    Accepts ``[num_ws, w_dim]`` (GUIDE's file), ``[1, num_ws, w_dim]`` or ``[w_dim]``; anything else,
-    or a file that does not hold a tensor, raises a one-line
-    :class:`~guide.io.errors.CorruptCheckpointError`.
+    Accepts ``[num_ws, w_dim]`` (GUIDE's file), ``[1, num_ws, w_dim]`` or ``[w_dim]``; any other
+    shape (checked before anything is expanded), non-finite values, or a file that does not
+    hold a float tensor raise a one-line :class:`~guide.io.errors.CorruptCheckpointError`.
     """
     from guide.io.state_files import load_state_file
 
@@ -153,16 +154,19 @@ def load_w_avg(path: PathLike, device: Device = "cpu", num_ws: int = NUM_WS) -> 
         value = next(iter(value.values()))
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
         raise CorruptCheckpointError(
-            f"{path}: expected a float tensor [{num_ws}, 512] (average latent), got {type(value).__name__}")
-    w = value.detach().to(torch.float32)
-    if w.ndim == 1:
-        w = w.unsqueeze(0).repeat(num_ws, 1)
-    if w.ndim == 2:
-        w = w.unsqueeze(0)
-    if w.ndim != 3 or w.shape[0] != 1 or w.shape[1] != num_ws:
+            f"{path}: expected a float tensor [{num_ws}, {w_dim}] (average latent), got {type(value).__name__}")
+    if tuple(value.shape) not in ((w_dim,), (num_ws, w_dim), (1, num_ws, w_dim)):
         raise CorruptCheckpointError(
-            f"{path}: average latent has shape {list(value.shape)}, expected [{num_ws}, w_dim]")
-    return w
+            f"{path}: average latent has shape {list(value.shape)}, expected [{num_ws}, {w_dim}]")
+    if not bool(torch.isfinite(value).all()):
+        raise CorruptCheckpointError(f"{path}: average latent holds NaN or infinity")
+    return value.detach().to(torch.float32).reshape(1, -1, w_dim).expand(1, num_ws, w_dim).clone()
+
+
+def _latent_dims(encoder: Any) -> tuple:
+    """(num_ws, w_dim) of the encoder's latents (GOAE: 14, 512)."""
+    config = getattr(encoder, "config", None)
+    return getattr(encoder, "num_ws", NUM_WS), int(getattr(config, "w_dim", W_DIM))
 
 
 def load_encoder(path: PathLike, device: Device = "cpu", stochastic: bool = False) -> torch.nn.Module:
@@ -196,7 +200,7 @@ def load_inversion_models(checkpoint_dir: PathLike, device: Device = "cpu", stoc
     encoder_path = require_checkpoint(ENCODER_FILE, checkpoint_dir)
     w_avg_path = require_checkpoint(W_AVG_FILE, checkpoint_dir)
     encoder = load_encoder(encoder_path, device, stochastic=stochastic)
-    w_avg = load_w_avg(w_avg_path, device, num_ws=getattr(encoder, "num_ws", NUM_WS))
+    w_avg = load_w_avg(w_avg_path, device, *_latent_dims(encoder))
     return InversionModels(encoder, w_avg, encoder_path, w_avg_path)
 
 
@@ -272,7 +276,7 @@ def invert_photos(
         else:
             encoder = load_encoder(require_checkpoint(ENCODER_FILE, folder), device, stochastic=stochastic)
     if w_avg is None:
-        w_avg = load_w_avg(require_checkpoint(W_AVG_FILE, folder), device, num_ws=getattr(encoder, "num_ws", NUM_WS))
+        w_avg = load_w_avg(require_checkpoint(W_AVG_FILE, folder), device, *_latent_dims(encoder))
     crops = []
     for photo in photos:
         if aligned:

@@ -8,17 +8,14 @@ failed attempt left in DIR/<id>/ (all of it, or all but what --resume continues 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-import torch
-
 from guide.batch.latents import failure_reason
 from guide.batch.schema import BatchJob, JobIdentity
-from guide.io.folders import clear_folder
+from guide.io.folders import remove_if_empty, remove_outputs
 
 
 @dataclass
@@ -48,6 +45,7 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
                    log: Callable[[str], None] = lambda m: None) -> IdentityOutcome:
     """run_erase for one identity, then its evaluation (merged into its metrics.json)."""
     from guide.batch.kit import cached_kit, identity_metrics, model_metrics
+    from guide.batch.outputs import load_latents
     from guide.erase import run_erase, write_json
     from guide.io import load_generator
 
@@ -63,7 +61,7 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
                            log=log, views=job.evaluation.views, metrics_note=False,
                            photo_models=kit.photo_models)  # photos: encoder/detector loaded once per kit
         G = load_generator(result.out_dir, device=kit.device)
-        w_u = torch.load(Path(task.out_dir) / "latents.pt", map_location=kit.device, weights_only=True)["w_u"]
+        w_u = load_latents(Path(task.out_dir) / "latents.pt", kit.device)["w_u"]
         pairs = kit.retain.pairs(G) if kit.retain.ids else []
         extra = {**model_metrics(kit, G, pairs), **identity_metrics(kit, G, w_u, pairs)}
         metrics = {**result.metrics, **extra, "evaluation": kit.eval_note}
@@ -76,18 +74,18 @@ def erase_identity(task: IdentityTask, kit=None, *, progress: bool = False,
 
 
 # what run_erase(resume=True) continues from: its settings, latents, loss history and training state
-RESUMABLE = ("config.json", "latents.pt", "losses.jsonl", "checkpoint")
+RESUMABLE = ("config.json", "latents.pt", "losses.jsonl", "checkpoint/state.pt")
 
 
 def discard_failed_attempt(out_dir: Union[str, Path]) -> None:
-    """Leave nothing half-made by a failed identity: remove its folder, or, when training had
-    saved a checkpoint, everything but what a resume continues from (:data:`RESUMABLE`)."""
+    """Leave nothing half-made by a failed identity: remove what the attempt wrote (the folder
+    too when that empties it), or, when training had saved a checkpoint, all of it but what a
+    resume continues from (:data:`RESUMABLE`). Files the toolkit did not write stay."""
+    from guide.erase import ERASE_OUTPUTS, has_saved_state
+
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return
-    from guide.erase import has_saved_state
-
-    if not has_saved_state(out_dir):
-        shutil.rmtree(out_dir, ignore_errors=True)
-    else:
-        clear_folder(out_dir, keep=RESUMABLE)
+    keep = RESUMABLE if has_saved_state(out_dir) else ()
+    remove_outputs(out_dir, [p for p in ERASE_OUTPUTS if p not in keep])
+    remove_if_empty(out_dir)

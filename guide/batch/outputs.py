@@ -20,9 +20,13 @@ MODEL_DIR = "model"
 
 
 def read_json(path: Path, default=None):
+    """The JSON in `path`, or `default` when it is missing, unreadable or implausible."""
+    from guide.errors import GuideError
+    from guide.io.documents import load_json
+
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return load_json(path)
+    except GuideError:
         return default
 
 
@@ -94,6 +98,14 @@ def save_losses(model_dir: Path, history: List[dict]) -> None:
 
 
 def load_latents(path: Path, device) -> Optional[dict]:
+    """A latents.pt the batch wrote (None when absent); damaged or implausible: one line."""
+    from guide.io.state_files import load_state_file
+
     if not Path(path).is_file():
         return None
-    return torch.load(path, map_location=device, weights_only=True)
+    value = load_state_file(path, device=device)
+    if not isinstance(value, dict):
+        from guide.errors import GuideError
+
+        raise GuideError(f"{path}: not a latents file of this toolkit")
+    return value

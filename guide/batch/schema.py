@@ -60,11 +60,13 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from guide import limits
 from guide.config import INVERSION_MODES, W_AVG_SOURCES, CameraConfig, EraseConfig, LossConfig, method_preset
 from guide.errors import GuideError
 
@@ -174,31 +176,23 @@ class BatchJob:
 # ------------------------------------------------------------------------------ loading
 
 
+class _JobDocumentError(JobFileError):
+    """A job file that is not a readable, bounded document (the message names the file)."""
+
+    def __init__(self, message: str):
+        super().__init__(f"job file {message}")
+
+
 def read_job_file(path: Path) -> dict:
-    """The raw mapping of a YAML/JSON job file (one-line errors)."""
+    """The raw mapping of a YAML/JSON job file (one-line errors; size, nesting and YAML alias
+    expansion bounded by :mod:`guide.limits`)."""
+    from guide.io.documents import load_json, load_yaml
+
     path = Path(path)
     if not path.is_file():
         raise JobFileError(f"job file {path} not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobFileError(f"cannot read job file {path}: {exc}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise JobFileError(f"job file {path}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                               f"{exc.msg})") from None
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise JobFileError(f"job file {path}: not valid YAML ({where}{problem})") from None
+    load = load_json if path.suffix.lower() == ".json" else load_yaml
+    data = load(path, error=_JobDocumentError)
     if not isinstance(data, dict):
         raise JobFileError(f"job file {path}: expected a mapping of options at the top, got "
                            f"{type(data).__name__}")
@@ -207,7 +201,7 @@ def read_job_file(path: Path) -> dict:
 
 def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     """`KEY=VALUE` overrides (`--set`): VALUE is parsed as YAML; dotted keys reach into mappings."""
-    import yaml
+    from guide.io.documents import parse_yaml
 
     data = json.loads(json.dumps(data, default=str))
     for item in overrides:
@@ -215,8 +209,10 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
         if not sep or not key.strip():
             raise JobFileError(f"--set {item!r}: expected KEY=VALUE (e.g. iters=1 or evaluation.views=2)")
         try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
+            value = parse_yaml(text, f"--set {key.strip()}", error=JobFileError)
+        except JobFileError as exc:
+            if "not valid YAML" not in str(exc):
+                raise
             value = text
         parts = key.strip().split(".")
         node = data
@@ -254,12 +250,17 @@ class _Checker:
                 hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(allowed)})"
                 raise self.fail(f"{where}{key}", f"unknown option{hint}")
 
-    def integer(self, value, where: str, minimum: Optional[int] = None) -> int:
+    def integer(self, value, where: str, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(where, f"expected an integer, got {value!r}")
         if minimum is not None and value < minimum:
             raise self.fail(where, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.fail(where, f"must be at most {maximum}, got {value}")
         return value
+
+    def seed(self, value, where: str) -> int:
+        return self.integer(value, where, minimum=0, maximum=limits.MAX_SEED)
 
     def number(self, value, where: str, positive: bool = False, minimum: Optional[float] = None) -> float:
         if isinstance(value, str):
@@ -269,6 +270,8 @@ class _Checker:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(where, f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise self.fail(where, f"expected a finite number, got {value!r}")
         if positive and not value > 0:
             raise self.fail(where, f"must be positive, got {value}")
         if minimum is not None and value < minimum:
@@ -313,7 +316,7 @@ def _identity(check: _Checker, entry, where: str, base: Path) -> JobIdentity:
         raise check.fail(where, f"give exactly one of photo, latent, random{got}")
     kind = given[0]
     if kind == "random":
-        value = check.integer(entry["random"], f"{where}.random", minimum=0)
+        value = check.seed(entry["random"], f"{where}.random")
         default_id = f"random-{value}"
     else:
         value = _resolve(base, check.text(entry[kind], f"{where}.{kind}"))
@@ -337,13 +340,17 @@ def _identities(check: _Checker, data: dict, base: Path) -> List[JobIdentity]:
         entries = []
     if not isinstance(entries, list):
         raise check.fail("identities", f"expected a list of identities, got {type(entries).__name__}")
+    if len(entries) > limits.MAX_IDENTITIES:
+        raise check.fail("identities", f"{len(entries)} identities, more than {limits.MAX_IDENTITIES}")
     out = [_identity(check, e, f"identities[{i}]", base) for i, e in enumerate(entries)]
     where = [f"identities[{i}]" for i in range(len(out))]
     if data.get("random_identities") is not None:
         spec = check.mapping(data["random_identities"], "random_identities")
         check.unknown(spec, ("count", "first_seed"), "random_identities.")
-        count = check.integer(spec.get("count"), "random_identities.count", minimum=1)
-        first = check.integer(spec.get("first_seed", 0), "random_identities.first_seed", minimum=0)
+        count = check.integer(spec.get("count"), "random_identities.count", minimum=1,
+                              maximum=limits.MAX_IDENTITIES - len(out))
+        first = check.integer(spec.get("first_seed", 0), "random_identities.first_seed", minimum=0,
+                              maximum=limits.MAX_SEED - count)
         out += [JobIdentity(f"random-{s}", "random", s) for s in range(first, first + count)]
         where += ["random_identities"] * count
     if not out:
@@ -368,15 +375,16 @@ def _unique_ids(check: _Checker, entries: List[JobIdentity], where: List[str]) -
 def _erase_config(check: _Checker, data: dict) -> EraseConfig:
     method = check.choice(data.get("method", "guide"), "method", ("guide", "baseline"))
     config = method_preset(method)
-    config.seed = check.integer(data.get("seed", 0), "seed")
+    config.seed = check.seed(data.get("seed", 0), "seed")
     if "iters" in data:
-        config.ltu.iters = check.integer(data["iters"], "iters", minimum=1)
+        config.ltu.iters = check.integer(data["iters"], "iters", minimum=1, maximum=limits.MAX_ITERS)
     if "lr" in data:
         config.ltu.lr = check.number(data["lr"], "lr", positive=True)
     if "target_distance" in data:
         config.target.distance = check.number(data["target_distance"], "target_distance", positive=True)
     if "identity_chunk" in data:
-        config.ltu.identity_chunk = check.integer(data["identity_chunk"], "identity_chunk", minimum=1)
+        config.ltu.identity_chunk = check.integer(data["identity_chunk"], "identity_chunk", minimum=1,
+                                                  maximum=limits.MAX_LATENT_BATCH)
     if "truncation_psi" in data:
         config.ltu.truncation_psi = check.number(data["truncation_psi"], "truncation_psi")
     if "truncation_cutoff" in data:
@@ -397,7 +405,7 @@ def _erase_config(check: _Checker, data: dict) -> EraseConfig:
         if isinstance(default, bool):
             value = check.boolean(value, where)
         elif isinstance(default, int):
-            value = check.integer(value, where, minimum=1)
+            value = check.integer(value, where, minimum=1, maximum=limits.MAX_LATENT_BATCH)
         else:
             value = check.number(value, where, minimum=0.0)
         setattr(config.ltu.losses, f.name, value)
@@ -471,15 +479,16 @@ def _evaluation(check: _Checker, data: dict, base: Path) -> EvaluationOptions:
     check.unknown(raw, [f.name for f in fields(EvaluationOptions)], "evaluation.")
     opts = EvaluationOptions()
     if "views" in raw:
-        opts.views = check.integer(raw["views"], "evaluation.views", minimum=1)
+        opts.views = check.integer(raw["views"], "evaluation.views", minimum=1, maximum=limits.MAX_VIEWS)
     if "id" in raw:
         opts.id = check.choice(raw["id"], "evaluation.id", ("auto", "true", "false"))
     if "fid" in raw:
         opts.fid = check.boolean(raw["fid"], "evaluation.fid")
     if "fid_samples" in raw:
-        opts.fid_samples = check.integer(raw["fid_samples"], "evaluation.fid_samples", minimum=2)
+        opts.fid_samples = check.integer(raw["fid_samples"], "evaluation.fid_samples", minimum=2,
+                                         maximum=limits.MAX_FID_SAMPLES)
     if "fid_seed" in raw:
-        opts.fid_seed = check.integer(raw["fid_seed"], "evaluation.fid_seed")
+        opts.fid_seed = check.seed(raw["fid_seed"], "evaluation.fid_seed")
     if raw.get("real") is not None:
         opts.real = _resolve(base, check.text(raw["real"], "evaluation.real"))
     if "audit" in raw:
@@ -552,12 +561,15 @@ def parse_job(data: dict, base: Path = Path("."), name: str = "<job>") -> BatchJ
     if data.get("sample_identities") is not None:
         if mode != "joint":
             raise check.fail("sample_identities", f"only applies to mode joint (this job is {mode})")
-        job.sample_identities = check.integer(data["sample_identities"], "sample_identities", minimum=1)
+        job.sample_identities = check.integer(data["sample_identities"], "sample_identities", minimum=1,
+                                             maximum=limits.MAX_IDENTITIES)
     job.checkpoint_every = check.integer(data.get("checkpoint_every", 100), "checkpoint_every", minimum=0)
     job.export_pkl = check.boolean(data.get("export_pkl", False), "export_pkl")
     retain = data.get("retain") or []
     if not isinstance(retain, list):
         raise check.fail("retain", f"expected a list of identities, got {type(retain).__name__}")
+    if len(retain) > limits.MAX_IDENTITIES:
+        raise check.fail("retain", f"{len(retain)} identities, more than {limits.MAX_IDENTITIES}")
     job.retain = [_identity(check, e, f"retain[{i}]", base) for i, e in enumerate(retain)]
     _unique_ids(check, job.retain, [f"retain[{i}]" for i in range(len(job.retain))])  # they key the report
     job.evaluation = _evaluation(check, data, base)

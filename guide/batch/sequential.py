@@ -16,7 +16,6 @@ whose model was saved but not yet marked done is not trained again.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Callable, Dict, List
@@ -35,10 +34,14 @@ EVALUATIONS = "evaluations.jsonl"
 
 
 def read_evaluations(model_dir: Path) -> List[dict]:
+    """The per-stage evaluations recorded so far (one JSON object a line; damaged: one line error)."""
+    from guide.io.documents import parse_json
+
     path = Path(model_dir) / EVALUATIONS
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [parse_json(line, f"{path} line {i + 1}") for i, line in enumerate(lines) if line.strip()]
 
 
 def _write_evaluations(model_dir: Path, rows: List[dict]) -> None:
@@ -65,7 +68,8 @@ class _Erased:
 
 def _prepare_stage(kit: Kit, book: StatusBook, entry, out: Path, stages: List[str]):
     """(w_u, w_t, resuming) of a stage about to train, or None when its latent fails."""
-    from guide.erase import STATE_FILE, write_json, write_tensors
+    from guide.erase import ERASE_OUTPUTS, STATE_FILE, write_json, write_tensors
+    from guide.io.folders import remove_outputs
     from guide.ufo import ufo_target
 
     saved = load_latents(out / "latents.pt", kit.device)
@@ -78,8 +82,8 @@ def _prepare_stage(kit: Kit, book: StatusBook, entry, out: Path, stages: List[st
         return None
     w_t = ufo_target(job.erase.target.method, w_u, kit.w_avg, job.erase.target.distance)
     if out.exists():
-        shutil.rmtree(out)  # an earlier failed attempt
-    out.mkdir(parents=True)
+        remove_outputs(out, ERASE_OUTPUTS)  # an earlier failed attempt's files (only those)
+    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", identity_settings(kit, entry, {"mode": "sequential", "stage": len(stages) + 1,
                                                                    "after_stages": list(stages)}))
     write_tensors(out / "latents.pt", w_u=w_u, w_t=w_t)

@@ -40,7 +40,8 @@ def resume_command(job_file, out_dir, overrides) -> str:
               help="Output folder (one sub-folder per identity, status.json, report.json/.md).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted batch in --out (done identities are skipped; "
               "failed ones are retried).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier run's results in --out (only the files a run "
+              "writes are removed; other files stay).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a job-file option (repeatable; VALUE is YAML; dotted keys reach into mappings), "
                    "e.g. --set iters=1 --set evaluation.views=2.")

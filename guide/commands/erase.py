@@ -6,9 +6,10 @@ from typing import Optional
 
 import click
 
-from guide.commands._options import check_speed_options, checkpoints_option, device_option, speed_options
+from guide.commands._options import SEED, FiniteFloat, check_speed_options, checkpoints_option, device_option, speed_options
 
 from guide.errors import GuideError
+from guide.limits import MAX_ITERS, MAX_LATENT_BATCH
 
 DEFAULT_GENERATOR = "ffhqrebalanced512-128.pkl"
 
@@ -70,25 +71,25 @@ def _identity(photo: Optional[Path], latent, random_seed, target_index):
                    "w_avg_ffhqrebalanced512-128.pt (required for photos and latents), or the generator's own "
                    "mapping.w_avg.")
 @click.option("--latent", type=click.Path(dir_okay=False, path_type=Path), help="Erase a saved latent (guide invert) instead of a photo.")
-@click.option("--random-seed", type=int, help="Erase a random identity of the generator (the paper's Random scenario).")
+@click.option("--random-seed", type=SEED, help="Erase a random identity of the generator (the paper's Random scenario).")
 @click.option("--generator", "generator_path", type=click.Path(dir_okay=False, path_type=Path),
               help=f"Source generator: EG3D .pkl or our .json/.safetensors (default: <checkpoints>/{DEFAULT_GENERATOR}).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--method", type=click.Choice(["guide", "baseline"]), default="guide", show_default=True,
               help="guide: extrapolated target + local/adjacency/global losses; baseline: average target, local loss.")
-@click.option("--iters", type=click.IntRange(1), default=None, help="Adam steps [1000].")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate [1e-4].")
-@click.option("--target-distance", type=click.FloatRange(min=0, min_open=True), default=None, help="UFO distance d [30].")
-@click.option("--local-mse", type=float, help="Local tri-plane MSE weight [1e-2].")
-@click.option("--local-lpips", type=float, help="Local LPIPS weight [1.0].")
-@click.option("--local-id", type=float, help="Local identity-loss weight [0.1].")
-@click.option("--adj-mse", type=float, help="Adjacency MSE weight [1e-2].")
-@click.option("--adj-lpips", type=float, help="Adjacency LPIPS weight [1.0].")
-@click.option("--adj-id", type=float, help="Adjacency identity weight [0.1].")
-@click.option("--adj-batch", type=click.IntRange(1), help="Adjacency latents per step [2].")
-@click.option("--adj-alpha-max", type=click.FloatRange(min=0), help="Adjacency offset α ~ U(0, max) [15].")
-@click.option("--global-weight", type=float, help="Global preservation weight [1.0].")
-@click.option("--global-batch", type=click.IntRange(1), help="Global preservation latents per step [2].")
+@click.option("--iters", type=click.IntRange(1, MAX_ITERS), default=None, help="Adam steps [1000].")
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True), default=None, help="Learning rate [1e-4].")
+@click.option("--target-distance", type=FiniteFloat(min=0, min_open=True), default=None, help="UFO distance d [30].")
+@click.option("--local-mse", type=FiniteFloat(min=0), help="Local tri-plane MSE weight [1e-2].")
+@click.option("--local-lpips", type=FiniteFloat(min=0), help="Local LPIPS weight [1.0].")
+@click.option("--local-id", type=FiniteFloat(min=0), help="Local identity-loss weight [0.1].")
+@click.option("--adj-mse", type=FiniteFloat(min=0), help="Adjacency MSE weight [1e-2].")
+@click.option("--adj-lpips", type=FiniteFloat(min=0), help="Adjacency LPIPS weight [1.0].")
+@click.option("--adj-id", type=FiniteFloat(min=0), help="Adjacency identity weight [0.1].")
+@click.option("--adj-batch", type=click.IntRange(1, MAX_LATENT_BATCH), help="Adjacency latents per step [2].")
+@click.option("--adj-alpha-max", type=FiniteFloat(min=0), help="Adjacency offset α ~ U(0, max) [15].")
+@click.option("--global-weight", type=FiniteFloat(min=0), help="Global preservation weight [1.0].")
+@click.option("--global-batch", type=click.IntRange(1, MAX_LATENT_BATCH), help="Global preservation latents per step [2].")
 @click.option("--eg3d-pivot", is_flag=True, help="Cameras look at EG3D's FFHQ pivot [0,0,0.2] instead of the "
               "reference's effective [0,0,0].")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -96,13 +97,14 @@ def _identity(photo: Optional[Path], latent, random_seed, target_index):
                    "truncation_cutoff=14, camera.fov_degrees=18.837, camera.pitch_offset=-0.2, "
                    "camera.yaw_range=0.2618, evaluation.views=11, evaluation.renders=random (fresh noise per "
                    "render, as the reference), losses.adj_alpha_min=0, losses.adj_weight=1.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @device_option()
 @checkpoints_option("checkpoint_dir")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=100, show_default=True,
               help="Save resumable state every N steps (0: only at the end).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier run's results in --out (only the files a run "
+              "writes are removed; other files stay).")
 @click.option("--export-pkl", is_flag=True, help="Also write generator.pkl in EG3D's format (needs a .pkl source).")
 @speed_options
 @click.option("--random-networks", is_flag=True, hidden=True,
@@ -120,7 +122,7 @@ def erase(photo, target_index, aligned, inversion, w_avg, latent, random_seed, g
     batch, photo --target-index is erased and the others must stay (the reference's OOD protocol).
     """
     from guide.devices import resolve_device
-    from guide.erase import cpu_warning, load_networks, run_erase
+    from guide.erase import check_export_source, cpu_warning, erase_inputs, load_networks, plan_erase_folder, run_erase
     from guide.io import load_any_generator
     from guide.paths import resolve_checkpoint_dir
 
@@ -146,12 +148,17 @@ def erase(photo, target_index, aligned, inversion, w_avg, latent, random_seed, g
     dev = resolve_device(device)
     check_speed_options(dev, cuda_graph, compile_)
     checkpoint_dir = resolve_checkpoint_dir(checkpoint_dir)
+    # every check that needs no loading first: the folder, then each file the run reads
     if generator_path is None:
         from guide.checkpoints import require_checkpoint
 
         generator_path = require_checkpoint(DEFAULT_GENERATOR, checkpoint_dir)
     elif not generator_path.exists():
         raise GuideError(f"generator file not found: {generator_path}")
+    plan_erase_folder(out_dir, overwrite=overwrite, resume=resume, inputs=erase_inputs(identity, generator_path))
+    _require_inputs(identity, checkpoint_dir, random_networks)
+    if export_pkl:
+        check_export_source(generator_path)
     G = load_any_generator(generator_path, device=dev)
     warning = cpu_warning(G, config.ltu.iters, dev)
     if warning:
@@ -163,6 +170,22 @@ def erase(photo, target_index, aligned, inversion, w_avg, latent, random_seed, g
                        checkpoint_every=checkpoint_every, export_pkl=export_pkl, views=views,
                        log=lambda m: click.echo(m, err=True))
     summarize(result)
+
+
+def _require_inputs(identity, checkpoint_dir, random_networks: bool) -> None:
+    """One line for a missing photo, latent or checkpoint file, before anything is loaded."""
+    from guide.checkpoints import require_checkpoint
+
+    if identity.kind in ("photo", "latent") and not Path(identity.value).is_file():
+        raise GuideError(f"{identity.kind} file not found: {identity.value}")
+    if identity.kind in ("photo", "folder"):
+        from guide.inversion import ENCODER_FILE
+
+        require_checkpoint(ENCODER_FILE, checkpoint_dir)
+    if not random_networks:
+        from guide.erase import require_network_files
+
+        require_network_files(checkpoint_dir)
 
 
 def summarize(result) -> None:

@@ -7,9 +7,10 @@ from typing import Any, Dict, Tuple
 
 import click
 
-from guide.commands._options import checkpoints_option, device_option
+from guide.commands._options import SEED, FiniteFloat, checkpoints_option, device_option
 
 from guide.errors import GuideError
+from guide.limits import MAX_FID_SAMPLES, MAX_IDENTITIES, MAX_LATENT_BATCH
 
 _FOLDER = click.Path(file_okay=False, path_type=Path)
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -33,8 +34,8 @@ def _id_options(f):
     f = click.option("--no-face", type=click.Choice(["fixed", "skip", "error"]), default="fixed", show_default=True,
                      help="A render without a detected face: align it from fixed FFHQ landmarks, skip the pair, "
                           "or stop.")(f)
-    f = click.option("--others-seed", type=int, default=None, help="Seed of the random other identities.")(f)
-    f = click.option("--others-random", type=click.IntRange(0), default=None,
+    f = click.option("--others-seed", type=SEED, default=None, help="Seed of the random other identities.")(f)
+    f = click.option("--others-random", type=click.IntRange(0, MAX_IDENTITIES), default=None,
                      help="ID_others from this many random identities (0: no ID_others). Default: the other "
                           "photos of a folder erasure (the reference's protocol), else 4 random identities.")(f)
     f = click.option("--others-photos", type=_ANY, multiple=True,
@@ -51,13 +52,14 @@ def _fid_options(f):
                           "generators (comparable with published numbers); paired: shared constant noise and "
                           "fixed rays, lower variance but systematically lower FID_pre, not comparable.")(f)
     f = click.option("--truncation-cutoff", type=click.IntRange(0), default=14, show_default=True)(f)
-    f = click.option("--truncation", type=float, default=1.0, show_default=True, help="Truncation psi.")(f)
+    f = click.option("--truncation", type=FiniteFloat(), default=1.0, show_default=True, help="Truncation psi.")(f)
     f = click.option("--no-cache", is_flag=True, help="Do not read or write cached features.")(f)
     f = click.option("--cache", "cache_dir", type=_FOLDER, default=None,
                      help="Feature cache (default: $GUIDE_FID_CACHE, else ~/.cache/guide/fid).")(f)
-    f = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the samples.")(f)
-    f = click.option("--batch", type=click.IntRange(1), default=8, show_default=True, help="Images per batch.")(f)
-    f = click.option("--num", type=click.IntRange(2), default=5000, show_default=True,
+    f = click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the samples.")(f)
+    f = click.option("--batch", type=click.IntRange(1, MAX_LATENT_BATCH), default=8, show_default=True,
+                     help="Images per batch.")(f)
+    f = click.option("--num", type=click.IntRange(2, MAX_FID_SAMPLES), default=5000, show_default=True,
                      help="Samples per generator (the paper: 5000).")(f)
     f = click.option("--no-real", is_flag=True, help="Skip ΔFID_real (also skipped, with a note, when no real "
                      "statistics are found).")(f)

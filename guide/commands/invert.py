@@ -61,7 +61,7 @@ def invert(photo: Path, output: Path, checkpoints: Optional[Path], device: str, 
     from guide.io.hashing import sha256_file
     from guide.paths import resolve_checkpoint_dir
 
-    check_output(output, {".pt", ".pth"})
+    check_output(output, {".pt", ".pth"}, inputs=[photo])
     device = resolve_device(device)
     checkpoint_dir = resolve_checkpoint_dir(checkpoints)
     for name in (inversion.ENCODER_FILE, inversion.W_AVG_FILE):

@@ -13,16 +13,20 @@ from guide.imageio import DEFAULT_MAX_PIXELS
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
-def check_output(path: Path, suffixes) -> None:
-    """One-line error unless ``path`` has an allowed suffix and its folder exists (checked before any work)."""
+def check_output(path: Path, suffixes, inputs=(), also=()) -> None:
+    """One-line error unless ``path`` has an allowed suffix, its folder exists, and neither it nor
+    the files in ``also`` (e.g. its sidecar) is a directory or one of ``inputs`` (checked before any work)."""
     from guide.errors import GuideError
+    from guide.io.folders import refuse_overwriting_inputs
 
     if path.suffix.lower() not in suffixes:
         raise GuideError(f"output {path} must end in {' or '.join(sorted(suffixes))}")
     if not path.parent.is_dir():
         raise GuideError(f"output folder {path.parent} does not exist")
-    if path.is_dir():
-        raise GuideError(f"output {path} is a directory")
+    for target in (path, *also):
+        if target.is_dir():
+            raise GuideError(f"output {target} is a directory")
+    refuse_overwriting_inputs((path, *also), inputs)
 
 
 def describe(result) -> str:
@@ -56,14 +60,22 @@ def preprocess(photo: Path, output: Path, face_index: Optional[int], max_pixels:
 
     from guide.devices import resolve_device
 
-    check_output(output, IMAGE_SUFFIXES)
     device = resolve_device(device)
-    result = align_photo(photo, face_index, device=device, max_pixels=max_pixels)
     sidecar = output.with_suffix(".json")
+    check_output(output, IMAGE_SUFFIXES, inputs=[photo], also=[sidecar])
+    result = align_photo(photo, face_index, device=device, max_pixels=max_pixels)
     fmt = IMAGE_SUFFIXES[output.suffix.lower()]
+    existed = output.exists()
     with atomic_path(output) as tmp:
         result.image.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-    write_text_atomic(sidecar, json.dumps(result.to_json(), indent=2) + "\n")
+    try:
+        write_text_atomic(sidecar, json.dumps(result.to_json(), indent=2) + "\n")
+    except OSError as exc:
+        if not existed:
+            output.unlink(missing_ok=True)  # no crop without its sidecar
+        from guide.errors import GuideError
+
+        raise GuideError(f"cannot write {sidecar}: {exc.strerror or exc}") from None
     click.echo(describe(result))
     for note in result.notes:
         click.echo(f"note: {note}")

@@ -5,18 +5,20 @@ from pathlib import Path
 
 import click
 
-from guide.commands._options import device_option
+from guide.commands._options import SEED, FiniteFloat, device_option
 
 from guide.errors import GuideError
+from guide.limits import MAX_VIEWS
 
 
 @click.command()
 @click.option("--generator", "generator_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="EG3D .pkl, our .json/.safetensors, or an erase output folder's generator.json.")
 @click.option("--latent", type=click.Path(dir_okay=False, path_type=Path), help="Latent file (guide invert, or latents.pt of an erase).")
-@click.option("--random-seed", type=int, help="Render a random identity instead (truncation --psi).")
-@click.option("--psi", type=float, default=1.0, show_default=True, help="Truncation for --random-seed.")
-@click.option("--views", type=click.IntRange(1), default=11, show_default=True, help="Yaws in [-π/12, π/12].")
+@click.option("--random-seed", type=SEED, help="Render a random identity instead (truncation --psi).")
+@click.option("--psi", type=FiniteFloat(), default=1.0, show_default=True,
+              help="Truncation for --random-seed.")
+@click.option("--views", type=click.IntRange(1, MAX_VIEWS), default=11, show_default=True, help="Yaws in [-π/12, π/12].")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--eg3d-pivot", is_flag=True, help="Look at EG3D's FFHQ pivot [0,0,0.2] instead of [0,0,0].")
 @device_option()
@@ -35,6 +37,12 @@ def render(generator_path, latent, random_seed, psi, views, out_dir, eg3d_pivot,
         raise click.UsageError("give exactly one of --latent or --random-seed")
     if not generator_path.exists():
         raise GuideError(f"generator file not found: {generator_path}")
+    from guide.erase import erase_inputs
+    from guide.io.folders import refuse_overwriting_inputs
+
+    written = [out_dir / "grid.png"] + [out_dir / f"view_{i:02d}.png" for i in range(views)]
+    refuse_overwriting_inputs(written, erase_inputs(Identity("latent", str(latent)) if latent else
+                                                    Identity("random", 0), generator_path))
     dev = resolve_device(device)
     G = load_any_generator(generator_path, device=dev)
     config = EraseConfig()

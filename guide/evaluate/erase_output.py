@@ -48,10 +48,12 @@ def _numbered(folder: Path, kind: str) -> List[Path]:
 
 
 def _read_json(path: Path, what: str) -> Dict[str, Any]:
+    from guide.io.documents import load_json
+
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise NotAnEraseOutputError(f"cannot read {what} {path}: {type(exc).__name__}: {exc}") from None
+        value = load_json(path, NotAnEraseOutputError)
+    except NotAnEraseOutputError as exc:
+        raise NotAnEraseOutputError(f"cannot read {what} {exc}") from None
     if not isinstance(value, dict):
         raise NotAnEraseOutputError(f"{what} {path} does not hold a JSON object")
     return value
@@ -169,15 +171,15 @@ class EraseOutput:
 
     def latents(self) -> Dict[str, Any]:
         """``latents.pt`` (w_u, w_t, ...) read with ``weights_only``; empty dict if absent."""
-        import torch
+        from guide.io.state_files import load_state_file
 
         path = self.optional_file("latents.pt")
         if path is None:
             return {}
         try:
-            value = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is one line
-            raise NotAnEraseOutputError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+            value = load_state_file(path)
+        except GuideError as exc:  # unreadable or implausible: one line
+            raise NotAnEraseOutputError(f"cannot read {exc}") from None
         return dict(value) if isinstance(value, Mapping) else {}
 
     # ----------------------------------------------------------------- metrics

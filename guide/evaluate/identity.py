@@ -203,16 +203,17 @@ class Others:
 
 def _latents_from_file(path: Path, num_ws: int, w_dim: int, keys: Sequence[str] = ("w", "ws", "w_u", "latents")
                        ) -> torch.Tensor:
+    from guide.io.state_files import load_state_file
+
     if not path.is_file():
         raise GuideError(f"latent file {path} not found")
-    try:
-        value = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is one line
-        raise GuideError(f"cannot read latent file {path}: {type(exc).__name__}: {exc}") from None
+    value = load_state_file(path)  # unreadable or implausible (stride-0, huge): one line
     if isinstance(value, dict):
         value = next((value[k] for k in keys if k in value), None)
     if not isinstance(value, torch.Tensor) or value.numel() % (num_ws * w_dim) or value.numel() == 0:
         raise GuideError(f"{path} holds no latents [K,{num_ws},{w_dim}] (a tensor, or a dict with w/ws/w_u/latents)")
+    if not bool(torch.isfinite(value).all()):
+        raise GuideError(f"{path}: the latents hold NaN or infinity")
     return value.float().reshape(-1, num_ws, w_dim)
 
 

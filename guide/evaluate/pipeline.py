@@ -170,6 +170,7 @@ def id_for_output(run: EraseOutput, networks: EvalNetworks, generators: Generato
     """ID from the folder's before/after renders; ID_others from ``others`` (``auto``: the folder's
     other photos for a folder erasure, else random identities) rendered by both generators."""
     others = others.resolve(run)
+    scorer = networks.identity()  # a missing network file is reported before any rendering
     before = [load_image(p) for p in run.before_paths]
     after = [load_image(p) for p in run.after_paths]
     pairs = []
@@ -178,7 +179,7 @@ def id_for_output(run: EraseOutput, networks: EvalNetworks, generators: Generato
         latents = other_latents(others, G_src, run.camera, networks.device, networks.checkpoint_dir)
         pairs = render_before_after(G_src, G_unl, latents, run.camera, len(before), progress=progress,
                                     renders=run.renders, seed=run.seed)
-    return evaluate_identity(before, after, networks.identity(), others_pairs=pairs, others=others.describe(),
+    return evaluate_identity(before, after, scorer, others_pairs=pairs, others=others.describe(),
                              progress=progress)
 
 
@@ -190,6 +191,8 @@ def eval_id(out_dir: PathLike, networks: EvalNetworks, *, pretrained: Optional[P
     if others.kind != "none":
         run = EraseOutput.open(out_dir, needs=(NEEDS_RENDERS, NEEDS_GENERATOR))
     generators = Generators(run, pretrained, device=networks.device)
+    if others.kind != "none":
+        generators.pretrained(), generators.unlearned()  # before any rendering
     result = id_for_output(run, networks, generators, others, progress)
     return _with_published(run, run.merge_metrics({**result.metrics(),
                                                    "evaluation": _evaluation_entry(networks, generators)}))
@@ -247,6 +250,7 @@ def eval_all(out_dir: PathLike, networks: EvalNetworks, *, real: Optional[PathLi
     run = EraseOutput.open(out_dir)
     real_stats, note = _real_for(real, use_real, networks)  # a bad --real fails before the slow parts
     generators = Generators(run, pretrained, device=networks.device)
+    networks.identity(), networks.features(), generators.pretrained(), generators.unlearned()
     id_result = id_for_output(run, networks, generators, others, progress)
     settings = sample_settings_for(run, num, seed, **sample_kwargs)
     fid_result = fid_for_generators(generators, networks, settings, real=real_stats, batch=batch, cache=cache,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import BinaryIO, Iterator, Union
@@ -14,10 +15,19 @@ from typing import BinaryIO, Iterator, Union
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+_TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]{8}$")
+
+
 def temp_path_for(path: PathLike) -> Path:
     """A fresh temporary path in the same directory as ``path`` (same file system)."""
     path = Path(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def temp_name_pid(name: str) -> "int | None":
+    """The writer's process id when ``name`` is a temporary name of :func:`temp_path_for`, else None."""
+    match = _TEMP_NAME.match(name)
+    return int(match.group(1)) if match else None
 
 
 def _fsync_dir(directory: Path) -> None:

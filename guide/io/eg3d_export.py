@@ -11,6 +11,9 @@ the visualizer, GUIDE's evaluation scripts) then load the result with their own 
 Tensor storages are written exactly as ``torch.TypedStorage.__reduce__`` does (a legacy
 ``torch.save`` stream passed to ``torch.storage._load_from_bytes``). Before the file is put
 in place it is read back with the safe reader and compared with the generator, bit for bit.
+
+The copied ``module_src`` is Python source that NVIDIA's own loader executes (ours never
+does): the export says so in one line whenever the source pickle carries any.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 import torch
 
@@ -34,9 +37,9 @@ from eg3d.network_pkl import (
 from .atomic import atomic_path
 from .errors import CorruptCheckpointError, IncompatibleGeneratorError, MissingCheckpointError
 from .generator_io import generator_spec
-from .pickle_tree import NO_STATE, Call, read_pickle_tree, tree_globals, write_pickle_tree
+from .pickle_tree import NO_STATE, Call, iter_nodes, read_pickle_tree, tree_globals, write_pickle_tree
 
-__all__ = ["export_eg3d_pkl", "read_snapshot_tree", "snapshot_tensor_nodes", "is_eg3d_global"]
+__all__ = ["embedded_source_classes", "export_eg3d_pkl", "read_snapshot_tree", "snapshot_tensor_nodes", "is_eg3d_global"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -73,6 +76,16 @@ def _persistent_meta(node: Any) -> Optional[dict]:
     if isinstance(node, Call) and node.qualname == PERSISTENT and len(node.args) == 1 and type(node.args[0]) is dict:
         return node.args[0]
     return None
+
+
+def embedded_source_classes(tree: Any) -> List[str]:
+    """Class names of the persistent records in `tree` that carry Python source (``module_src``)."""
+    names = set()
+    for node in iter_nodes(tree):
+        meta = _persistent_meta(node)
+        if meta is not None and isinstance(meta.get("module_src"), str) and meta["module_src"].strip():
+            names.add(str(meta.get("class_name")))
+    return sorted(names)
 
 
 def _module_state(node: Any, where: str) -> dict:
@@ -267,6 +280,7 @@ def export_eg3d_pkl(
     like: PathLike,
     out: PathLike,
     verify: bool = True,
+    log: Optional[Callable[[str], None]] = None,
 ) -> Path:
     """Write ``generator``'s weights as an official EG3D snapshot shaped like ``like``.
 
@@ -275,11 +289,13 @@ def export_eg3d_pkl(
     kwargs, so must those and ``rendering_kwargs``. ``G_ema`` and ``G`` (if present) get
     the new tensors; all other content of ``like`` is copied unchanged. The file is written
     atomically; with ``verify`` it is first read back with :mod:`eg3d.network_pkl` and
-    compared bit for bit. Returns the output path.
+    compared bit for bit. When ``like`` embeds Python source, one line saying that the copy
+    carries it goes to ``log`` (default: a warning). Returns the output path.
     """
     like, out = Path(like), Path(out)
     tensors = _generator_tensors(generator)
     tree = read_snapshot_tree(like)
+    sources = embedded_source_classes(tree)
     if "G_ema" not in tree:
         raise IncompatibleGeneratorError(f"{like}: has no 'G_ema' (keys: {', '.join(tree)})")
     original_globals = tree_globals(tree)
@@ -295,4 +311,8 @@ def export_eg3d_pkl(
             write_pickle_tree(tree, f)
         if verify:
             _verify(tmp, keys, tensors, original_globals)
+    if sources:
+        note = (f"note: {out.name} carries the Python source embedded in {like.name} ({', '.join(sources)}) "
+                f"verbatim; NVIDIA's loader executes it, so load {out.name} there only if you trust {like.name}")
+        (log or (lambda m: warnings.warn(m, stacklevel=3)))(note)
     return out

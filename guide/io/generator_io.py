@@ -7,7 +7,10 @@ to rebuild the module (class, constructor ``init_args``/``init_kwargs``, ``rende
 
 Saving writes the weights first and the JSON last, each atomically, and removes an older
 JSON before touching the weights: an interrupted save leaves no pair that loads. Loading
-checks the weights' size and SHA-256 against the JSON before reading a tensor.
+checks the weights' size and SHA-256 against the JSON before reading a tensor, and the
+recorded constructor arguments and rendering options against :mod:`eg3d.bounds` before
+building anything (the hash covers only the weights); the tensors must have the model's
+dtypes and finite values.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 import torch
 
 import guide
+
+from eg3d.bounds import GeneratorConfigError, check_generator_config
 
 from .atomic import atomic_path, write_text_atomic
 from .errors import CorruptCheckpointError, IncompatibleGeneratorError, MissingCheckpointError
@@ -242,14 +247,13 @@ def save_generator(
 
 def read_generator_config(path: PathLike) -> Dict[str, Any]:
     """The JSON description of a saved generator (tuples restored), validated."""
+    from .documents import load_json
+
     _, config = generator_paths(path)
     if not config.is_file():
         raise MissingCheckpointError(
             f"{config}: missing (the JSON half of a saved generator; an interrupted save leaves none)")
-    try:
-        document = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptCheckpointError(f"{config}: not readable JSON ({' '.join(str(exc).split())})") from None
+    document = load_json(config, error=CorruptCheckpointError)
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise CorruptCheckpointError(f"{config}: not a {FORMAT} description")
     if not isinstance(document.get("format_version"), int) or document["format_version"] > FORMAT_VERSION:
@@ -262,7 +266,15 @@ def read_generator_config(path: PathLike) -> Dict[str, Any]:
     name = weights["file"]
     if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
         raise CorruptCheckpointError(f"{config}: weights file name {name!r} must be a plain file name")
-    return _from_json(document)
+    if not isinstance(weights["bytes"], int) or not isinstance(weights["sha256"], str):
+        raise CorruptCheckpointError(f"{config}: weights entry needs an integer 'bytes' and a text 'sha256'")
+    document = _from_json(document)
+    try:
+        check_generator_config(document.get("init_args") or (), document.get("init_kwargs"),
+                               document.get("rendering_kwargs"), document.get("neural_rendering_resolution"))
+    except GeneratorConfigError as exc:
+        raise CorruptCheckpointError(f"{config}: {exc}") from None
+    return document
 
 
 def _verified_weights(config: Path, entry: Mapping[str, Any]) -> Path:
@@ -300,10 +312,29 @@ def load_generator(path: PathLike, *, device: Union[str, torch.device] = "cpu") 
         raise CorruptCheckpointError(f"{weights}: unreadable safetensors file ({' '.join(str(exc).split())})") from None
     try:
         G = builder(*tuple(document.get("init_args") or ()), **(document.get("init_kwargs") or {}))
+        _check_dtypes(G.state_dict(), tensors, weights)
         G.load_state_dict(tensors, strict=True)
     except (TypeError, ValueError, RuntimeError) as exc:
         first = " ".join(str(exc).split())[:300]
         raise IncompatibleGeneratorError(f"{config}: weights do not fit the recorded generator ({first})") from None
     G.rendering_kwargs = document.get("rendering_kwargs", G.rendering_kwargs)
     G.neural_rendering_resolution = int(document.get("neural_rendering_resolution", G.neural_rendering_resolution))
+    check_finite_weights(G, weights)
     return G.eval().requires_grad_(False).to(device)
+
+
+def _check_dtypes(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], source: Path) -> None:
+    """Refuse tensors whose dtype differs from the model's (load_state_dict would cast silently)."""
+    wrong = [f"{k} {found[k].dtype} (expected {t.dtype})" for k, t in expected.items()
+             if k in found and found[k].dtype != t.dtype]
+    if wrong:
+        more = f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""
+        raise IncompatibleGeneratorError(f"{source}: tensors of the wrong dtype: {', '.join(wrong[:3])}{more}")
+
+
+def check_finite_weights(G: torch.nn.Module, source: PathLike) -> None:
+    """One-line error when a weight or buffer of `G` holds NaN or infinity (it would render black)."""
+    bad = [name for name, t in G.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise CorruptCheckpointError(f"{source}: non-finite values (NaN or infinity) in {', '.join(bad[:3])}{more}")

@@ -8,7 +8,7 @@ from typing import Union
 import torch
 
 from .errors import CorruptCheckpointError, IncompatibleGeneratorError, MissingCheckpointError
-from .generator_io import CONFIG_SUFFIX, WEIGHTS_SUFFIX, generator_paths, load_generator
+from .generator_io import CONFIG_SUFFIX, WEIGHTS_SUFFIX, check_finite_weights, generator_paths, load_generator
 
 __all__ = ["load_any_generator"]
 
@@ -28,6 +28,7 @@ def _load_pkl(path: Path, device: Union[str, torch.device], key: str) -> torch.n
     if not isinstance(G, torch.nn.Module):
         found = ", ".join(data) or "nothing"
         raise IncompatibleGeneratorError(f"{path}: no generator under '{key}' (found: {found})")
+    check_finite_weights(G, path)
     return G
 
 

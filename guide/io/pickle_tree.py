@@ -12,6 +12,11 @@ lays out the same objects (memo for shared nodes, ``save_reduce`` order: callabl
 ``REDUCE``/``NEWOBJ``, list items, dict items, ``BUILD``), so an unchanged tree loads into the
 same objects as the original file. Plain ``dict``/``list``/``tuple``/``set``/``frozenset``,
 ``str``/``bytes``/``int``/``float``/``bool``/``None`` stand for themselves.
+
+Reading costs memory in proportion to the file (the memo is a dict, every node comes from an
+opcode), and a tree that refers to itself or nests deeper than :data:`eg3d.bounds.MAX_NESTING`
+(an official snapshot nests 37 deep) is refused, so walking or writing it never recurses
+without bound.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
 
+from eg3d.bounds import MAX_NESTING
 from eg3d.network_pkl import CheckpointFormatError, UnsafeCheckpointError
 
 __all__ = [
@@ -269,6 +275,7 @@ class _TreeReader:
             raise self.fail(f"truncated or not a pickle ({text[:200]})") from exc
         if self.metastack or len(self.stack) != 1:
             raise self.fail("pickle ended with an unbalanced stack")
+        _check_height(self.stack[0], self.fail)
         return self.stack[0]
 
 
@@ -327,6 +334,32 @@ def iter_nodes(root: Any) -> Iterator[Any]:
             seen.add(id(obj))
         yield obj
         stack.extend(reversed(list(_children(obj))))
+
+
+_NODES = (dict, list, tuple, set, frozenset, Call, Global)
+
+
+def _check_height(root: Any, fail: Callable[[str], Exception]) -> None:
+    """Refuse a tree that contains itself or nests deeper than MAX_NESTING (iterative, each node once)."""
+    height: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        if not isinstance(node, _NODES):
+            continue
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            height[key] = 1 + max((height.get(id(c), 0) for c in _children(node)), default=0)
+            if height[key] > MAX_NESTING:
+                raise fail(f"pickle nests deeper than {MAX_NESTING} levels")
+        elif key not in height:
+            if key in on_path:
+                raise fail("pickle holds an object that contains itself")
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in _children(node))
 
 
 def tree_globals(root: Any) -> set[str]:

@@ -57,3 +57,13 @@ def test_alternative_superresolution_layouts(eg3d_fixtures):
     layout = {k: v for k, v in _layout(G).items() if k.startswith("superresolution.")}
     assert layout == _manifest_layout(alt["state_dict_superresolution_entries"])
     assert sum(p.numel() for p in G.parameters()) == alt["total_parameters"]
+
+
+@pytest.mark.parametrize("name", MANIFESTS)
+def test_released_configurations_pass_the_loader_bounds(eg3d_fixtures, name):
+    """eg3d.bounds refuses implausible files; every released configuration stays inside."""
+    from eg3d.bounds import check_generator_config
+
+    manifest = json.loads((eg3d_fixtures / f"manifest_{name}.json").read_text())
+    check_generator_config(manifest["init_args"], manifest["init_kwargs"], manifest["rendering_kwargs"],
+                           manifest["neural_rendering_resolution"])

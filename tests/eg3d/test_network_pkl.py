@@ -362,3 +362,94 @@ def test_allowed_globals_cannot_be_modified(tmp_path):
     path.write_bytes(b"\x80\x04ctorch.storage\n_load_from_bytes\n}b.")
     with pytest.raises(eg3d.UnsafeCheckpointError, match="modify"):
         eg3d.load_network_pkl(path)
+
+
+# ------------------------------------------------------------- memory and time bounds
+
+
+def _tiny_generator_record(**changes) -> _FakePersistent:
+    """A TriPlaneGenerator record with the tiny configuration's kwargs (no weights: the bounds
+    are checked before anything is built) and `changes` applied to its state."""
+    from eg3d import configs
+
+    kwargs = configs.tiny()
+    state = {"_init_args": (), "_init_kwargs": kwargs, "rendering_kwargs": dict(kwargs["rendering_kwargs"]),
+             "neural_rendering_resolution": 16, "_parameters": {}, "_buffers": {}, "_modules": {}}
+    for key, value in changes.items():
+        if key.startswith("mapping_kwargs."):
+            kwargs["mapping_kwargs"][key.split(".", 1)[1]] = value
+        elif key in state:
+            state[key] = value
+        else:
+            kwargs[key] = value
+    return _persistent("TriPlaneGenerator", state, "")
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"w_dim": 40000}, "w_dim"),
+    ({"mapping_kwargs.num_layers": 17}, "num_layers"),
+    ({"neural_rendering_resolution": 100000}, "neural_rendering_resolution"),
+    ({"neural_rendering_resolution": "abc"}, "neural_rendering_resolution"),
+    ({"rendering_kwargs": "x"}, "rendering_kwargs"),
+    ({"rendering_kwargs": {}}, "rendering_kwargs"),
+    ({"channel_max": 1.5}, "channel_max"),
+])
+def test_implausible_generator_config_refused_before_building(tmp_path, changes, field):
+    """Constructor kwargs and rendering options come from the file (no hash covers them): each is
+    bounded before TriPlaneGenerator is built (w_dim=40000 would take ~19 GB)."""
+    path = _dump({"G_ema": _tiny_generator_record(**changes)}, tmp_path / "g.pkl")
+    with pytest.raises(eg3d.CheckpointFormatError, match=field) as info:
+        eg3d.load_network_pkl(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_constructor_value_error_is_a_format_error(tmp_path):
+    path = _dump({"G_ema": _tiny_generator_record(architecture="resnet")}, tmp_path / "g.pkl")
+    with pytest.raises(eg3d.CheckpointFormatError, match="does not fit our implementation"):
+        eg3d.load_network_pkl(path)
+
+
+@pytest.mark.parametrize("size, stride, match", [
+    ((4096, 4096), (0, 0), "outside its storage"),  # a 4-byte storage posing as 64 MiB
+    ((1 << 15, 1 << 15), (0, 0), "implausibly large"),
+])
+def test_stride_zero_tensor_refused_before_materialising(tmp_path, size, stride, match):
+    storage = torch.ones(1)._typed_storage()
+    evil = _Evil(torch._utils._rebuild_tensor_v2, storage, 0, size, stride, False, {})
+    path = _dump({"t": evil}, tmp_path / "t.pkl")
+    with pytest.raises(eg3d.CheckpointFormatError, match=match):
+        read_snapshot_records(path)
+
+
+def test_huge_memo_index_allocates_nothing(tmp_path):
+    """An 11-byte pickle storing into memo slot 2**24: the C unpickler grows its memo array to
+    that index (256 MiB here, 4.7 GB for larger indices); ours keeps a dict."""
+    import struct
+    import tracemalloc
+
+    path = tmp_path / "memo.pkl"
+    path.write_bytes(b"\x80\x04N" + b"r" + struct.pack("<I", 1 << 24) + b".")
+    tracemalloc.start()
+    try:
+        with pytest.raises(eg3d.CheckpointFormatError, match="top level is NoneType"):
+            read_snapshot_records(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak
+
+
+def test_self_referencing_data_refused(tmp_path):
+    loop: list = []
+    loop.append(loop)
+    path = _dump({"training_set_kwargs": loop}, tmp_path / "loop.pkl")
+    with pytest.raises(eg3d.CheckpointFormatError, match="nested deeper than"):
+        read_snapshot_records(path)
+
+
+def test_cyclic_module_tree_refused():
+    state = {"_parameters": {}, "_buffers": {}, "_modules": {}}
+    record = PersistentRecord("X", (), {}, state, "")
+    state["_modules"]["again"] = record  # a module that contains itself
+    with pytest.raises(eg3d.CheckpointFormatError, match="deeper than"):
+        record.state_dict()

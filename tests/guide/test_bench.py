@@ -64,3 +64,20 @@ def test_bench_audit_section_estimates_from_its_parts(tmp_path):
     expected = (work["attack_steps"] * rows["audit_attack_step"]["ms"] + work["renders"] * rows["audit_render"]["ms"]
                 + work["scored_images"] * rows["audit_score_image"]["ms"]) / 1000
     assert rows["audit_estimate"]["extra"]["estimated_audit_seconds"] == pytest.approx(expected, abs=0.05)
+
+
+def test_full_size_ltu_step_on_a_cpu_without_the_memory_is_one_line(monkeypatch):
+    """A 24 GB machine was killed building the ~19 GB full-size step; now it is told what to run."""
+    import guide.bench
+    import guide.commands.bench as command
+
+    ran = []
+    monkeypatch.setattr(guide.bench, "run_bench", lambda *a, **k: ran.append(1) or {"results": []})
+    monkeypatch.setattr(command, "available_memory_gib", lambda: 15.2, raising=False)
+    result = CliRunner().invoke(cli, ["bench", "--only", "ltu_step"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "15.2 GiB are available" in result.output and "--config tiny" in result.output
+    assert not ran  # nothing was built
+    monkeypatch.setattr(command, "available_memory_gib", lambda: 64.0, raising=False)
+    monkeypatch.setattr(guide.bench, "format_table", lambda report: "table")
+    assert CliRunner().invoke(cli, ["bench", "--only", "ltu_step"]).exit_code == 0 and ran == [1]

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from guide.cli import cli
 from guide.config import method_preset
 from guide.erase import Identity, Networks, run_erase
+from guide.errors import GuideError
 from guide.io import load_generator, save_generator
 
 
@@ -60,9 +61,9 @@ def test_refuses_existing_output_and_changed_settings(tiny_generator_factory, ne
     out = tmp_path / "out"
     out.mkdir()
     (out / "something").write_text("x")
-    from guide.erase import OutputExistsError
+    from guide.io.folders import OutputFolderError
 
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    with pytest.raises(OutputFolderError, match="--overwrite"):
         _run(tiny_generator_factory, networks, out, config=_config(1))
 
 
@@ -286,3 +287,168 @@ def test_erase_cli_folder_options_and_the_aligned_note(tmp_path):
     quiet = runner.invoke(cli, ["erase", str(photo), "--aligned", "--out", str(tmp_path / "o"), "--checkpoints",
                                 str(tmp_path / "none")])
     assert "may already be" not in quiet.output
+
+
+# ------------------------------------------------- the output folder: nothing of the user's is lost
+
+
+def _earlier_results(out):
+    """An earlier erase's files, an interrupted atomic write, and a user's own files."""
+    files = {"config.json": "{}", "generator.json": "old", "renders/before_00.png": "old",
+             "renders/before_10.png": "old", "checkpoint/state.pt": "old",
+             "notes.txt": "mine", "renders/my_sketch.png": "mine", f".grid.png.tmp-{4194304 + 7}-0123abcd": "half"}
+    for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    return files
+
+
+def _snapshot(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def _baseline(iters=1):
+    config = method_preset("baseline")  # local loss only: the fastest real run
+    config.ltu.iters = iters
+    return config
+
+
+@pytest.mark.parametrize("identity", [Identity("latent", "missing.pt"), Identity("photo", "face.jpg")],
+                         ids=["missing latent", "photo without encoder"])
+def test_overwrite_keeps_earlier_results_when_an_input_fails(tiny_generator_factory, networks, tmp_path, identity):
+    out = tmp_path / "out"
+    _earlier_results(out)
+    before = _snapshot(out)
+    (tmp_path / "face.jpg").write_bytes(b"not even a photo")
+    identity = Identity(identity.kind, str(tmp_path / identity.value))
+    with pytest.raises(GuideError, match="not found|missing"):
+        run_erase(identity, out, tiny_generator_factory(), _baseline(), networks, overwrite=True,
+                  checkpoint_dir=tmp_path / "no-checkpoints", progress=False, log=lambda m: None)
+    assert _snapshot(out) == before
+
+
+def test_failed_inputs_leave_no_output_folder(tiny_generator_factory, networks, tmp_path):
+    with pytest.raises(GuideError, match="latent file not found"):
+        run_erase(Identity("latent", str(tmp_path / "missing.pt")), tmp_path / "new" / "out", tiny_generator_factory(),
+                  _baseline(), networks, progress=False, log=lambda m: None)
+    assert not (tmp_path / "new").exists()
+
+
+def test_resume_refuses_a_folder_without_saved_state(tiny_generator_factory, networks, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    from guide.io.folders import OutputFolderError
+
+    with pytest.raises(OutputFolderError, match="holds no resumable run"):
+        _run(tiny_generator_factory, networks, out, config=_baseline(), resume=True)
+    assert _snapshot(out) == {"notes.txt": b"mine"}
+
+
+def test_an_input_inside_the_output_folder_is_never_overwritten(tiny_generator_factory, networks, tmp_path):
+    """`guide erase --latent erased/latents.pt --out erased --overwrite` would delete its own input."""
+    out = tmp_path / "out"
+    _earlier_results(out)
+    G = tiny_generator_factory()
+    with torch.no_grad():
+        w = G.mapping(torch.randn(1, G.z_dim), torch.zeros(1, 25))
+    torch.save({"w_u": w}, out / "latents.pt")
+    before = _snapshot(out)
+    from guide.io.folders import OutputFolderError
+
+    with pytest.raises(OutputFolderError, match="is an input of this run"):
+        run_erase(Identity("latent", str(out / "latents.pt")), out, G, _baseline(), networks, overwrite=True,
+                  progress=False, log=lambda m: None)
+    assert _snapshot(out) == before
+
+
+@pytest.mark.slow
+def test_overwrite_replaces_only_the_runs_own_files(tiny_generator_factory, networks, tmp_path):
+    out = tmp_path / "out"
+    _earlier_results(out)
+    _run(tiny_generator_factory, networks, out, config=_baseline(), overwrite=True, views=1)
+    files = _snapshot(out)
+    assert files["notes.txt"] == b"mine" and files["renders/my_sketch.png"] == b"mine"
+    assert "renders/before_10.png" not in files  # the earlier run's 11-view renders are gone ...
+    assert files["generator.json"] != b"old" and "renders/before_00.png" in files  # ... replaced by this run's
+    assert not any(".tmp-" in name for name in files)  # the interrupted write's leftover is cleaned up
+
+
+# ------------------------------------------------------- --resume on damaged or foreign state
+
+
+@pytest.fixture(scope="module")
+def interrupted(tiny_generator_factory, random_lpips, tiny_id_loss, tmp_path_factory):
+    """An erase folder stopped after step 1 of 2 (state saved at step 1)."""
+    out = tmp_path_factory.mktemp("interrupted") / "out"
+
+    class Killed(BaseException):
+        pass
+
+    def kill(step, values):
+        raise Killed()
+
+    with pytest.raises(Killed):
+        run_erase(Identity("random", 5), out, tiny_generator_factory(), _baseline(2),
+                  Networks(random_lpips, tiny_id_loss), checkpoint_every=1, on_step=kill, progress=False,
+                  log=lambda m: None)
+    return out
+
+
+def _damage_state(path, change):
+    state = torch.load(path, weights_only=True)
+    change(state)
+    torch.save(state, path)
+
+
+DAMAGE = {
+    "truncated state": (lambda out: (out / "checkpoint/state.pt").write_bytes(
+        (out / "checkpoint/state.pt").read_bytes()[:500]), "truncated or corrupt"),
+    "state of step 1e6": (lambda out: _damage_state(out / "checkpoint/state.pt", lambda s: s.update(step=10**6)),
+                          "claims step 1000000"),
+    "stride-0 optimizer state": (lambda out: _damage_state(out / "checkpoint/state.pt", lambda s: s["optimizer"][
+        "state"][0].update(exp_avg=torch.zeros(1).expand(7, 7))), "has shape"),
+    "not a state": (lambda out: torch.save({"weights": torch.ones(2)}, out / "checkpoint/state.pt"),
+                    "not a training state"),
+    "missing losses.jsonl": (lambda out: (out / "losses.jsonl").unlink(), "losses.jsonl is missing"),
+    "garbage losses.jsonl": (lambda out: (out / "losses.jsonl").write_text("{oops\n"), "not valid JSON"),
+    "garbage config.json": (lambda out: (out / "config.json").write_text("\x00garbage"), "config.json"),
+    "deep config.json": (lambda out: (out / "config.json").write_text("[" * 100000 + "]" * 100000), "nested deeper"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGE))
+def test_resume_with_damaged_state_is_one_line_and_writes_nothing(interrupted, tiny_generator_factory, networks,
+                                                                   tmp_path, name):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(interrupted, out)
+    damage, match = DAMAGE[name]
+    damage(out)
+    before = _snapshot(out)
+    with pytest.raises(GuideError, match=match) as info:
+        _run(tiny_generator_factory, networks, out, config=_baseline(2), resume=True, checkpoint_every=1)
+    assert "\n" not in info.value.one_line()
+    assert _snapshot(out) == before
+
+
+def test_cli_checks_the_folder_and_values_before_loading_anything(tiny_generator_factory, tmp_path):
+    """--out is checked before the generator is read (a broken one would be reported first
+    otherwise); NaN/inf numbers and seeds beyond 64 bits are usage errors, not tracebacks."""
+    save_generator(tiny_generator_factory(), tmp_path / "tiny")
+    broken = tmp_path / "broken.pkl"
+    broken.write_bytes(b"\x80\x04garbage")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    runner = CliRunner()
+    base = ["erase", "--random-seed", "1", "--random-networks", "--iters", "1", "--method", "baseline"]
+    result = runner.invoke(cli, [*base, "--generator", str(broken), "--out", str(out)])
+    assert result.exit_code == 2 and "is not empty" in result.output, result.output
+    for option, value in (("--lr", "nan"), ("--local-mse", "inf"), ("--seed", str(2**64)),
+                          ("--random-seed", str(2**70))):
+        result = runner.invoke(cli, [*base, "--generator", str(tmp_path / "tiny.json"), "--out",
+                                     str(tmp_path / "new"), option, value])
+        assert result.exit_code == 2 and "Traceback" not in result.output and option in result.output, result.output
+    assert not (tmp_path / "new").exists()

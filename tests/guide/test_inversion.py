@@ -266,3 +266,25 @@ def test_512_photos_without_aligned_get_a_note(tmp_path, crop):
     assert "every photo in" in inversion.aligned_note(folder)
     crop.resize((300, 300)).save(folder / "3.png")
     assert inversion.aligned_note(folder) is None
+
+
+@pytest.mark.parametrize("value, match", [
+    (torch.ones(1, 14, 3), r"shape \[1, 14, 3\], expected \[14, 512\]"),  # accepted before: wrong w_dim
+    (torch.full((14, 512), float("nan")), "NaN or infinity"),
+    (torch.ones(1).expand(1 << 24), "storages hold"),  # stride 0: a 4-byte file, repeated 14 times before
+])
+def test_load_w_avg_refuses_wrong_shapes_non_finite_and_expanded_files(tmp_path, value, match):
+    path = tmp_path / "w.pt"
+    torch.save(value, path)
+    with pytest.raises(CorruptCheckpointError, match=match):
+        inversion.load_w_avg(path)
+
+
+@pytest.mark.parametrize("data", [b"\x80\x02h\x00a.......", b"\x80\x02.]tR......", b"\x80\x02(}]K\x01s...."])
+def test_load_encoder_twelve_byte_file_is_one_line(tmp_path, data):
+    """12-byte files on which torch.load raises KeyError, IndexError or TypeError (found by fuzzing)."""
+    path = tmp_path / "encoder_FFHQ.pt"
+    path.write_bytes(data)
+    with pytest.raises(CorruptCheckpointError, match="truncated or corrupt") as info:
+        inversion.load_encoder(path)
+    assert "\n" not in str(info.value)

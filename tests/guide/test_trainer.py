@@ -134,13 +134,22 @@ def test_joint_identities_chunked_gradients_equal_one_pass(tiny_generator_factor
         trainer.sample_inputs = lambda inputs=inputs: inputs
         trainer.optimizer.step = lambda: None  # keep weights, inspect gradients
         values = trainer.step()
-        grads = torch.cat([p.grad.flatten() for p in trainer.trainable if p.grad is not None])
+        grads = [p.grad.clone() for p in trainer.trainable]
         results.append((values, grads))
     (v0, g0) = results[0]
+    # Chunking only reorders float32 sums, so compare each tensor's largest difference with the
+    # scale of the whole gradient (max |g| over every tensor), not element by element: entries
+    # near zero, and the scalar noise strengths (sums of many cancelling per-pixel terms), differ
+    # by rounding alone far beyond any relative tolerance (1.8261e-04 vs 1.8258e-04 on one CPU;
+    # up to 2 % of a scalar's own |g|). Measured here (2 cores, OMP_NUM_THREADS=1): worst
+    # max|diff| = 6e-6 of max|g| for chunks 2 and 1; the bound 1e-4 leaves a 15x margin and
+    # still fails a chunk that is dropped or double counted, or a 1 % scaling error.
+    scale = max(float(g.abs().max()) for g in g0)
     for values, grads in results[1:]:
         for key in ("loss", "local", "adjacency", "global"):
             assert values[key] == pytest.approx(v0[key], rel=1e-4), key
-        assert torch.allclose(grads, g0, rtol=1e-3, atol=1e-6 * g0.abs().max())
+        for i, (got, want) in enumerate(zip(grads, g0)):
+            assert float((got - want).abs().max()) <= 1e-4 * scale, f"trainable tensor {i}"
 
 
 # ------------------------------------------------- the step's structure (draws ahead, reads in batches)

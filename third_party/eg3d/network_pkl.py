@@ -25,12 +25,18 @@ This module reads the same files without executing anything from them:
   unpickler wrapped in objects that refuse ``BUILD``, so a file cannot mutate them.
 * Only after unpickling are networks rebuilt from *our* classes (see
   :data:`BUILDERS`): ``TriPlaneGenerator(*init_args, **init_kwargs)`` followed by a
-  strict ``load_state_dict``.  Unknown persistent classes (discriminator, augment
-  pipe, ...) stay inert records.
+  strict ``load_state_dict``, once the arguments passed :mod:`eg3d.bounds`.  Unknown
+  persistent classes (discriminator, augment pipe, ...) stay inert records.
+
+Memory stays bounded by the file's size: the unpickler keeps its memo in a dict (a huge
+memo index costs nothing), a tensor must fit inside the bytes of its own storage (no
+stride-0 expansion) and below :data:`eg3d.bounds.MAX_TENSOR_ELEMENTS`, and plain data and
+module trees nest at most :data:`~eg3d.bounds.MAX_NESTING` / ``MAX_MODULE_DEPTH`` deep.
 """
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import re
@@ -39,6 +45,8 @@ from typing import Any, BinaryIO, Callable, ClassVar, Mapping, Union
 
 import numpy as np
 import torch
+
+from .bounds import MAX_MODULE_DEPTH, MAX_NESTING, MAX_TENSOR_ELEMENTS, check_generator_config
 
 __all__ = [
     "ALLOWED_GLOBALS",
@@ -67,14 +75,16 @@ class CheckpointFormatError(ValueError):
 # ----------------------------------------------------------------------------- records
 
 
-def _plain(obj: Any) -> Any:
+def _plain(obj: Any, depth: int = 0) -> Any:
     """Recursively turn dict subclasses (EasyDict, OrderedDict) into dicts, lists into lists."""
+    if depth > MAX_NESTING:
+        raise CheckpointFormatError(f"data nested deeper than {MAX_NESTING} levels (or referring to itself)")
     if isinstance(obj, Mapping):
-        return {k: _plain(v) for k, v in obj.items()}
+        return {k: _plain(v, depth + 1) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_plain(v) for v in obj]
+        return [_plain(v, depth + 1) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(_plain(v) for v in obj)
+        return tuple(_plain(v, depth + 1) for v in obj)
     return obj
 
 
@@ -91,21 +101,31 @@ def module_state_dict(state: Mapping[str, Any], prefix: str = "") -> dict[str, t
     in ``_modules`` order with ``"name."`` prefixes, exactly like torch.
     """
     out: dict[str, torch.Tensor] = {}
-    stack, visits = [(prefix, state)], 0
+    stack, visits = [(prefix, state, 0)], 0
     while stack:  # iterative pre-order walk; children pushed in reverse
-        pre, st = stack.pop()
+        pre, st, depth = stack.pop()
         visits += 1
         if visits > 1_000_000:
             raise CheckpointFormatError("module tree too large (cyclic _modules?)")
+        if depth > MAX_MODULE_DEPTH:
+            raise CheckpointFormatError(f"module tree deeper than {MAX_MODULE_DEPTH} levels (cyclic _modules?)")
+        if not isinstance(st, Mapping):
+            raise CheckpointFormatError(f"{pre or '<root>'}: module state is not a dict")
         skip = st.get("_non_persistent_buffers_set") or ()
         for group, skipped in (("_parameters", ()), ("_buffers", skip)):
-            for name, value in (st.get(group) or {}).items():
+            entries = st.get(group) or {}
+            if not isinstance(entries, Mapping):
+                raise CheckpointFormatError(f"{pre or '<root>'}: {group} is not a dict")
+            for name, value in entries.items():
                 if value is None or name in skipped:
                     continue
                 if not isinstance(value, torch.Tensor):
                     raise CheckpointFormatError(f"{pre}{name} in {group} is not a tensor")
                 out[pre + name] = value
-        children = [(f"{pre}{n}.", _module_state(c)) for n, c in (st.get("_modules") or {}).items() if c is not None]
+        modules = st.get("_modules") or {}
+        if not isinstance(modules, Mapping):
+            raise CheckpointFormatError(f"{pre or '<root>'}: _modules is not a dict")
+        children = [(f"{pre}{n}.", _module_state(c), depth + 1) for n, c in modules.items() if c is not None]
         stack.extend(reversed(children))
     return out
 
@@ -216,7 +236,14 @@ def _make_rebuild_tensor(device: torch.device) -> Callable[..., torch.Tensor]:
         if len(size) != len(stride) or hooks or metadata:
             raise CheckpointFormatError("tensor record has mismatched size/stride or hooks/metadata")
         flat = torch.empty(0, dtype=storage.dtype).set_(storage._untyped_storage)
-        if all(size) and offset + sum((n - 1) * s for n, s in zip(size, stride)) >= flat.numel():
+        numel = math.prod(size)
+        if numel > MAX_TENSOR_ELEMENTS:
+            raise CheckpointFormatError(f"tensor of size {size} is implausibly large ({numel} elements, "
+                                        f"more than {MAX_TENSOR_ELEMENTS})")
+        if numel and offset + numel > flat.numel():
+            raise CheckpointFormatError(f"tensor of size {size} lies outside its storage (it claims {numel} "
+                                        f"elements; the storage holds {flat.numel()}, from offset {offset})")
+        if numel and offset + sum((n - 1) * s for n, s in zip(size, stride)) >= flat.numel():
             raise CheckpointFormatError(f"tensor of size {size} lies outside its storage")
         return flat.as_strided(size, stride, offset).clone().to(device)
 
@@ -321,8 +348,9 @@ _STAND_INS: dict[str, type] = {
 }
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` whose ``find_class`` only knows the allow-list."""
+class _SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+    """Python's own unpickler (its memo is a dict, so a huge memo index allocates nothing, unlike
+    the C unpickler's array) whose ``find_class`` only knows the allow-list."""
 
     def __init__(self, file: BinaryIO, source: str, device: torch.device) -> None:
         super().__init__(file)
@@ -411,6 +439,8 @@ def _build_triplane(record: PersistentRecord, device: torch.device) -> torch.nn.
         raise ImportError(
             "cannot build 'TriPlaneGenerator' from the checkpoint: eg3d.triplane.TriPlaneGenerator "
             f"is not importable ({exc})") from exc
+    check_generator_config(record.init_args, record.init_kwargs, record.state.get("rendering_kwargs"),
+                           record.state.get("neural_rendering_resolution"))
     G = TriPlaneGenerator(*record.init_args, **record.init_kwargs)
     G.load_state_dict(record.state_dict(), strict=True)
     if "rendering_kwargs" in record.state:
@@ -445,7 +475,7 @@ def load_network_pkl(path_or_fileobj: PathOrFile, *, device: str | torch.device 
             if id(value) not in built:
                 try:
                     built[id(value)] = BUILDERS[value.class_name](value, device)
-                except (RuntimeError, TypeError) as exc:
+                except (RuntimeError, TypeError, ValueError, CheckpointFormatError) as exc:
                     raise CheckpointFormatError(
                         f"{source}: '{key}' ({value.class_name}) does not fit our implementation "
                         f"({_one_line(exc)})") from exc

@@ -1,7 +1,6 @@
 """Reading plain state_dict files (`torch.save(model.state_dict())`) safely and checking them."""
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Union
@@ -24,9 +23,7 @@ def read_state_dict(path: Union[str, Path], map_location: Union[str, torch.devic
         raise FileNotFoundError(f"no checkpoint file at {path}")
     try:
         obj = torch.load(path, weights_only=True, map_location=map_location)
-    except PermissionError:
-        raise
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+    except Exception as err:  # noqa: BLE001 - weights_only runs nothing: any failure means a damaged file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"cannot read {path} as a state_dict file (truncated or corrupt?): {first}") from err
     if not isinstance(obj, Mapping):
@@ -39,7 +36,7 @@ def read_state_dict(path: Union[str, Path], map_location: Union[str, torch.devic
 
 def check_state_dict(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor],
                      source: str = "state_dict") -> None:
-    """Raise ValueError unless `found` has exactly the keys and shapes of `expected`.
+    """Raise ValueError unless `found` has exactly the keys, shapes and dtypes of `expected`.
 
     The message names the first few missing, unexpected and mis-shaped keys.
     """
@@ -47,6 +44,8 @@ def check_state_dict(expected: Mapping[str, torch.Tensor], found: Mapping[str, t
     unexpected = [k for k in found if k not in expected]
     shapes = [f"{k} {tuple(found[k].shape)} (expected {tuple(expected[k].shape)})"
               for k in expected if k in found and found[k].shape != expected[k].shape]
+    dtypes = [f"{k} {found[k].dtype} (expected {expected[k].dtype})"
+              for k in expected if k in found and found[k].dtype != expected[k].dtype]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing key(s): {_names(missing)}")
@@ -54,6 +53,8 @@ def check_state_dict(expected: Mapping[str, torch.Tensor], found: Mapping[str, t
         problems.append(f"{len(unexpected)} unexpected key(s): {_names(unexpected)}")
     if shapes:
         problems.append(f"{len(shapes)} shape mismatch(es): {_names(shapes)}")
+    if dtypes:
+        problems.append(f"{len(dtypes)} dtype mismatch(es): {_names(dtypes)}")
     if problems:
         raise ValueError(f"{source} does not match the model: " + "; ".join(problems))
 

@@ -109,7 +109,8 @@ def test_interrupted_batch_resumes_where_it_stopped(tmp_path, tiny_resources, mo
     summary = run_batch(job, out, resume=True, resources=resources, evaluator=stub_evaluator, progress=False,
                         log=lambda m: None)
     assert summary.exit_code == 0 and summary.counts["done"] == 3
-    assert calls == [(1, False), (2, False), (2, True), (3, True)]
+    # identity 2 was interrupted before it saved a training state: it starts over (resume=False)
+    assert calls == [(1, False), (2, False), (2, False), (3, False)]
     report = json.loads((out / "report.json").read_text())
     for ident in ("random-1", "random-2", "random-3"):
         m = report["identities"][ident]["metrics"]
@@ -164,10 +165,13 @@ def test_failed_identity_keeps_only_a_resumable_checkpoint(tmp_path, tiny_resour
     kept = sorted(str(p.relative_to(out / "random-2")) for p in (out / "random-2").rglob("*"))
     assert kept == ["checkpoint", "checkpoint/state.pt", "config.json"]
 
+    (out / "random-2" / "notes.txt").write_text("mine")  # a user's file is not the attempt's to remove
+    assert run_batch(job, out, resume=True, resources=tiny_resources(), **quiet).counts["failed"] == 2
+    assert (out / "random-2" / "notes.txt").read_text() == "mine"
     fail.clear()
     summary = run_batch(job, out, resume=True, resources=tiny_resources(), **quiet)
     assert summary.exit_code == 0
-    assert calls[2:] == [(1, False, True), (2, True, False)]
+    assert calls[2:] == [(1, False, True), (2, True, False)] * 2
 
 
 def test_resume_runs_queued_identities_like_pending_ones(tmp_path, tiny_resources, monkeypatch):
@@ -183,4 +187,5 @@ def test_resume_runs_queued_identities_like_pending_ones(tmp_path, tiny_resource
     (out / "status.json").write_text(json.dumps(status))
     summary = run_batch(job, out, resume=True, resources=tiny_resources(), **quiet)
     assert summary.exit_code == 0 and summary.counts["done"] == 2
-    assert calls == [(1, False, False), (2, False, False), (2, True, False)]
+    # its folder holds no training state (the stand-in saves none): it starts over there
+    assert calls == [(1, False, False), (2, False, False), (2, False, True)]

@@ -41,6 +41,14 @@ BAD = [
     ({"identities": [{"random": 1}], "camera": {"fov": 20}}, "camera.fov: unknown option"),
     ({"identities": [{"random": 1}], "eg3d_pivot": True, "camera": {"pivot": [0, 0, 0.1]}},
      "eg3d_pivot: give eg3d_pivot or camera.pivot, not both"),
+    # counts that size memory or time are bounded (guide.limits), seeds fit torch's 64 bits
+    ({"random_identities": {"count": 10**9}}, "random_identities.count: must be at most 100000"),
+    ({"identities": [{"random": 1}], "seed": 2**64}, "seed: must be at most 9223372036854775807"),
+    ({"identities": [{"random": 2**70}]}, "identities[0].random: must be at most"),
+    ({"identities": [{"random": 1}], "iters": 10**12}, "iters: must be at most"),
+    ({"identities": [{"random": 1}], "losses": {"adj_batch": 10**9}}, "losses.adj_batch: must be at most 1024"),
+    ({"identities": [{"random": 1}], "evaluation": {"views": 10**9}}, "evaluation.views: must be at most 360"),
+    ({"identities": [{"random": 1}], "evaluation": {"fid_samples": 10**12}}, "evaluation.fid_samples: must be at most"),
 ]
 
 
@@ -123,3 +131,44 @@ def test_the_reference_protocol_keys():
     default = parse_job({"identities": [{"random": 1}]}).erase
     assert (default.inversion.aligned, default.inversion.mode, default.inversion.w_avg) == \
         (False, "deterministic", "file")
+
+
+BOMBS = {
+    # 9 levels of 10 aliases: 10**9 strings once expanded (the classic "billion laughs", 600 bytes)
+    "billion laughs": "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, n in zip("abcdefgh", "bcdefghi")) + "identities: *i\n",
+    "recursive alias": "identities: &loop [*loop]\n",
+    "deep nesting": "identities: " + "[" * 5000 + "]" * 5000 + "\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_yaml_bombs_give_one_line_quickly(tmp_path, name):
+    import time
+
+    job = tmp_path / "job.yaml"
+    job.write_text(BOMBS[name])
+    start = time.perf_counter()
+    result = CliRunner().invoke(cli, ["batch", str(job), "--check"])
+    assert time.perf_counter() - start < 5
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.startswith(f"error: job file {job}: ") and len(result.output.strip().splitlines()) == 1
+    assert ("values" if name == "billion laughs" else "nested deeper") in result.output
+
+
+def test_deeply_nested_json_job_file(tmp_path):
+    job = tmp_path / "job.json"
+    job.write_text('{"identities": ' + "[" * 100000 + "]" * 100000 + "}")
+    with pytest.raises(JobFileError, match="nested deeper"):
+        load_job(job)
+
+
+@pytest.mark.parametrize("line, field", [("truncation_psi: .nan", "truncation_psi"), ("lr: .inf", "lr"),
+                                         ("losses: {global_weight: .inf}", "losses.global_weight"),
+                                         ("target_distance: .nan", "target_distance")])
+def test_non_finite_numbers_refused(tmp_path, line, field):
+    job = tmp_path / "job.yaml"
+    job.write_text(f"identities: [{{random: 1}}]\n{line}\n")
+    with pytest.raises(JobFileError, match=f"{field}: "):
+        load_job(job)

@@ -159,3 +159,22 @@ def test_report_command_rewrites_from_metrics(erase_output):
     assert result.exit_code == 0, text
     page = (erase_output / "report.html").read_text()
     assert "ID was not computed" in page and "data:image/png;base64," in page
+
+
+def test_a_missing_network_is_reported_before_any_rendering(erase_output, tmp_path, monkeypatch):
+    """`guide eval id` used to render the other identities for minutes, then say CurricularFace is missing."""
+    rendered = []
+    monkeypatch.setattr("guide.evaluate.pipeline.render_before_after", lambda *a, **k: rendered.append(1) or [])
+    result, text = run(["id", erase_output, "--checkpoints", tmp_path / "empty", "--others-random", 2])
+    assert_one_line_error(result, text, "CurricularFace_Backbone.pth")
+    assert not rendered
+
+
+@pytest.mark.parametrize("value", ["nan", "stride0"])
+def test_implausible_latents_for_others(erase_output, tmp_path, value):
+    import torch
+
+    w = torch.full((1, 14, 512), float("nan")) if value == "nan" else torch.zeros(1).expand(1 << 24, 14, 512)
+    torch.save({"w": w}, tmp_path / "odd.pt")
+    result, text = run(["id", erase_output, "--others-latents", tmp_path / "odd.pt", "--random-networks"])
+    assert_one_line_error(result, text, "odd.pt")

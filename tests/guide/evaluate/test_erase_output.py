@@ -71,3 +71,10 @@ def test_metrics_are_merged_not_clobbered(folder):
 def test_built_in_source_needs_pretrained(folder):
     with pytest.raises(Exception, match="--pretrained"):
         Generators(EraseOutput.open(folder)).pretrained()
+
+
+@pytest.mark.parametrize("name", ["config.json", "metrics.json"])
+def test_deeply_nested_json_is_one_line(folder, name):
+    (folder / name).write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(NotAnEraseOutputError, match="nested deeper"):
+        EraseOutput.open(folder).read_metrics()

@@ -214,3 +214,15 @@ def test_interrupted_export_leaves_nothing(tiny_pkl, pkl_generator, tmp_path, mo
     with pytest.raises(KeyboardInterrupt):
         export_eg3d_pkl(pkl_generator, like=tiny_pkl, out=tmp_path / "out.pkl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_says_in_one_line_that_it_copies_embedded_source(unlearned, tiny_pkl, tmp_path):
+    """tiny_G.pkl's records carry module_src (as every official snapshot does); NVIDIA's loader
+    executes it, so the copy in the export is announced once, naming the classes."""
+    records = read_snapshot_records(tiny_pkl)
+    carrying = sorted({r.class_name for r in records.values() if isinstance(r, PersistentRecord) and r.module_src})
+    assert carrying  # the template does embed source
+    lines = []
+    export_eg3d_pkl(unlearned, like=tiny_pkl, out=tmp_path / "g.pkl", log=lines.append, verify=False)
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert "executes it" in lines[0] and all(name in lines[0] for name in carrying)

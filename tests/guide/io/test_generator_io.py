@@ -186,3 +186,64 @@ def test_json_rejects_unserialisable_values(random_generator, tmp_path):
     with pytest.raises(TypeError, match="provenance.hyperparameters"):
         save_generator(random_generator, tmp_path / "g", provenance={"hyperparameters": object()})
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+# ------------------------------------------------- hostile descriptions, bounded before building
+
+
+def _edit_config(config, edit):
+    doc = json.loads(config.read_text())
+    edit(doc)
+    config.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d["init_kwargs"].update(w_dim=40000), "init_kwargs.w_dim"),  # would build ~19 GB
+    (lambda d: d["init_kwargs"]["mapping_kwargs"].update(num_layers=10**7), "num_layers"),
+    (lambda d: d.update(neural_rendering_resolution=100000), "neural_rendering_resolution"),  # 80 GB per render
+    (lambda d: d.update(neural_rendering_resolution="abc"), "neural_rendering_resolution"),
+    (lambda d: d.update(rendering_kwargs="x"), "rendering_kwargs"),
+    (lambda d: d.update(rendering_kwargs={}), "rendering_kwargs: missing"),
+    (lambda d: d["init_kwargs"].update(architecture={"a": [[[[[]]]]]}), None),  # builder's ValueError
+    (lambda d: d.update(provenance=json.loads("[" * 200 + "]" * 200)), "nested deeper"),
+])
+def test_implausible_description_refused_in_one_line(random_generator, tmp_path, edit, field):
+    files = save_generator(random_generator, tmp_path / "g")
+    _edit_config(files.config, edit)
+    with pytest.raises((CorruptCheckpointError, IncompatibleGeneratorError)) as info:
+        load_any_generator(files.config)
+    message = str(info.value)
+    assert "\n" not in message and str(files.config) in message
+    assert field is None or field in message
+
+
+def test_json_nested_beyond_the_parser_is_one_line(random_generator, tmp_path):
+    files = save_generator(random_generator, tmp_path / "g")
+    files.config.write_text('{"format": "guide-generator", "x": ' + "[" * 100000 + "]" * 100000 + "}")
+    with pytest.raises(CorruptCheckpointError, match="nested deeper"):
+        load_generator(files.config)
+
+
+def test_weights_of_another_dtype_refused(random_generator, tmp_path):
+    """A float64 (or int8, bf16) tensor in our safetensors is refused, not cast."""
+    from safetensors.torch import load_file, save_file
+
+    from guide.io.hashing import sha256_file
+
+    files = save_generator(random_generator, tmp_path / "g")
+    tensors = load_file(str(files.weights))
+    name = next(k for k, t in tensors.items() if t.is_floating_point())
+    tensors[name] = tensors[name].double()
+    save_file(tensors, str(files.weights))
+    _edit_config(files.config, lambda d: d["weights"].update(bytes=files.weights.stat().st_size,
+                                                             sha256=sha256_file(files.weights)))
+    with pytest.raises(IncompatibleGeneratorError, match=f"{name} torch.float64 \\(expected torch.float32\\)"):
+        load_generator(files.config)
+
+
+def test_non_finite_weights_refused(random_generator, tmp_path):
+    with torch.no_grad():
+        next(iter(random_generator.parameters())).view(-1)[0] = float("nan")
+    files = save_generator(random_generator, tmp_path / "g")
+    with pytest.raises(CorruptCheckpointError, match="non-finite values"):
+        load_any_generator(files.config)

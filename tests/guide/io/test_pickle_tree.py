@@ -82,3 +82,28 @@ def test_truncated_pickle(cut):
 def test_unsupported_opcode():
     with pytest.raises(CheckpointFormatError, match="PERSID|BINPERSID"):
         _tree(b"\x80\x04Q.")
+
+
+def _chain(depth: int) -> bytes:
+    """[[[...]]] `depth` deep, built through the memo so the pickle's stack never grows."""
+    import struct
+
+    ops = [b"\x80\x04]\x94"]  # L0 = [], memo 0
+    for i in range(depth):
+        ops.append(b"]j" + struct.pack("<I", i) + b"a\x940")  # L(i+1) = [L(i)], memo i+1, pop
+    return b"".join(ops) + b"0j" + struct.pack("<I", depth) + b"."
+
+
+@pytest.mark.parametrize("data, match", [
+    (b"\x80\x04]\x94h\x00a.", "contains itself"),  # a list holding itself
+    (_chain(5000), "deeper than"),
+], ids=["self-referencing", "5000-deep"])
+def test_self_referencing_and_deep_trees_refused(data, match):
+    """Such trees read in constant stack, but writing them back (or comparing their kwargs)
+    would recurse without bound; they are refused when read."""
+    with pytest.raises(CheckpointFormatError, match=match):
+        _tree(data)
+
+
+def test_moderately_deep_tree_still_reads():
+    assert isinstance(_tree(_chain(50)), list)

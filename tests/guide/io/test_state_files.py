@@ -73,3 +73,43 @@ def test_python_objects_are_refused(tmp_path):
     torch.save({"w": torch.ones(1), "x": Evil()}, path)
     message = _one_line_error(path, "refused")
     assert "system" in message
+
+
+# --------------------------------------------------------------- memory bounds and odd failures
+
+
+@pytest.mark.parametrize("claimed, match", [(1 << 24, "more elements than their storages hold"),
+                                            (1 << 30, "implausibly large")])
+def test_stride_zero_views_refused_before_materialising(tmp_path, claimed, match):
+    """torch.save of a stride-0 view stores one element; loaded, it claims `claimed` (a 4-byte
+    file would become 64 MiB or 4 GiB under .clone(), .float() or a repeat)."""
+    path = tmp_path / "w.pt"
+    torch.save(torch.ones(1).expand(claimed), path)
+    _one_line_error(path, match)
+
+
+def test_small_expanded_views_still_load(tmp_path):
+    path = tmp_path / "w_avg.pt"
+    torch.save(torch.arange(512.0).expand(14, 512), path)  # one row broadcast to 14, as a w_avg may be
+    assert torch.equal(load_state_file(path), torch.arange(512.0).expand(14, 512))
+
+
+def test_self_referencing_container_refused(tmp_path):
+    loop: list = [torch.ones(1)]
+    loop.append(loop)
+    path = tmp_path / "loop.pt"
+    torch.save(loop, path)
+    _one_line_error(path, "nested deeper")
+
+
+def test_any_decoding_failure_is_one_line(tmp_path):
+    """Legacy torch streams whose records are of the wrong kind raise TypeError or AssertionError
+    inside torch.load; they are reported like any other damaged file."""
+    import pickle
+
+    head = b"".join(pickle.dumps(v, protocol=2) for v in (
+        0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True,
+                                       "type_sizes": {"short": 2, "int": 4, "long": 4}}, {}))
+    for name, tail in (("type_error.pt", pickle.dumps(5, protocol=2)), ("assert.pt", pickle.dumps(["a"], protocol=2))):
+        (tmp_path / name).write_bytes(head + tail)
+        _one_line_error(tmp_path / name, "truncated or corrupt")

@@ -79,3 +79,18 @@ def test_pixel_limit_option(runner, tmp_path):
     Image.new("RGB", (300, 200)).save(photo)
     result = runner.invoke(cli, ["preprocess", str(photo), "-o", str(tmp_path / "c.png"), "--max-pixels", "1000"])
     assert result.exit_code == 2 and "above the limit" in result.output
+
+
+def test_output_over_the_input_or_onto_a_folder_is_refused_before_any_work(runner, faces_dir, tmp_path):
+    import shutil
+
+    photo = tmp_path / "face.jpg"  # a real face: without the checks both commands would succeed in writing
+    shutil.copy(faces_dir / "aligned_1.jpg", photo)
+    original = photo.read_bytes()
+    result = runner.invoke(cli, ["preprocess", str(photo), "-o", str(photo)])
+    assert result.exit_code == 2 and "would overwrite the input" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and photo.read_bytes() == original
+    (tmp_path / "crop.json").mkdir()  # the sidecar's path is a folder: refused before any work, no orphan crop
+    result = runner.invoke(cli, ["preprocess", str(photo), "-o", str(tmp_path / "crop.png")])
+    assert result.exit_code == 2 and "crop.json is a directory" in result.output, result.output
+    assert not (tmp_path / "crop.png").exists()
