@@ -41,6 +41,7 @@ ERASE_OUTPUTS = (
     "config.json", "latents.pt", "losses.jsonl", "losses.png", "grid.png", "metrics.json", "report.html",
     "generator.safetensors", "generator.json", "generator.pkl",
     "renders/before_*.png", "renders/after_*.png", "renders/target*.png", STATE_FILE,
+    "audit.json", "audit.png", "audit_attack.png",  # `guide audit` of this erasure: stale once it is replaced
 )
 
 

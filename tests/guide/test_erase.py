@@ -295,7 +295,7 @@ def test_erase_cli_folder_options_and_the_aligned_note(tmp_path):
 def _earlier_results(out):
     """An earlier erase's files, an interrupted atomic write, and a user's own files."""
     files = {"config.json": "{}", "generator.json": "old", "renders/before_00.png": "old",
-             "renders/before_10.png": "old", "checkpoint/state.pt": "old",
+             "renders/before_10.png": "old", "checkpoint/state.pt": "old", "audit.json": "old",
              "notes.txt": "mine", "renders/my_sketch.png": "mine", f".grid.png.tmp-{4194304 + 7}-0123abcd": "half"}
     for name, text in files.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
@@ -370,6 +370,7 @@ def test_overwrite_replaces_only_the_runs_own_files(tiny_generator_factory, netw
     files = _snapshot(out)
     assert files["notes.txt"] == b"mine" and files["renders/my_sketch.png"] == b"mine"
     assert "renders/before_10.png" not in files  # the earlier run's 11-view renders are gone ...
+    assert "audit.json" not in files  # ... and so is the audit of the erasure this run replaced
     assert files["generator.json"] != b"old" and "renders/before_00.png" in files  # ... replaced by this run's
     assert not any(".tmp-" in name for name in files)  # the interrupted write's leftover is cleaned up
 
