@@ -6,7 +6,7 @@ from typing import Tuple
 
 import click
 
-from guide.commands._options import checkpoints_option
+from guide.commands._options import checkpoints_option, device_option
 from guide.config import AttackConfig, AuditConfig, LeakageConfig
 from guide.errors import GuideError
 
@@ -88,7 +88,7 @@ _DEFAULTS = AuditConfig()
 @click.option("--no-face", type=click.Choice(["fixed", "skip", "error"]), default="fixed", show_default=True,
               help="A render without a detected face: align it from fixed FFHQ landmarks, skip it, or stop.")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier audit of ERASE_DIR.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@device_option()
 @checkpoints_option()
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--random-networks", is_flag=True, hidden=True,
