@@ -53,7 +53,7 @@ setup(
         "pyyaml>=6",
     ],
     extras_require={
-        "dev": ["pytest>=7", "ray[default]>=2.9"],  # ray: so CI runs the Ray batch tests
+        "dev": ["pytest>=7", "pytest-xdist>=3", "ray[default]>=2.9"],  # xdist: two test workers; ray: the Ray batch tests
         "ray": ["ray[default]>=2.9"],  # guide batch with executor: ray
     },
     entry_points={"console_scripts": ["guide=guide.cli:main"]},

@@ -8,6 +8,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (pytest.ini runs one worker per core) each worker gets its share of the
+    cores for torch's intra-op threads, so the workers do not oversubscribe the machine."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def _require(path: Path) -> Path:
     if path.exists():
         return path
