@@ -37,6 +37,7 @@ setup(
     package_data={
         "eg3d.ops": ["cuda/*.cu", "cuda/*.cpp", "cuda/*.h"],
         "guide": ["checkpoints_manifest.json"],
+        "guide.toy": ["weights/*.safetensors", "weights/*.json"],  # the toy world (guide demo, effect tests)
     },
     install_requires=[
         "torch>=2.1",

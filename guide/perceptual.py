@@ -40,11 +40,11 @@ LPIPS_VERSION = "0.1"
 DeviceLike = Union[str, torch.device, None]
 
 
-def lpips_heads_file() -> Path:
-    """The VGG linear-head weights shipped inside the installed ``lpips`` package."""
+def lpips_heads_file(net: str = "vgg") -> Path:
+    """The linear-head weights of ``net`` ('vgg' or 'alex') shipped inside the installed ``lpips`` package."""
     import lpips
 
-    return Path(lpips.__file__).resolve().parent / "weights" / f"v{LPIPS_VERSION}" / "vgg.pth"
+    return Path(lpips.__file__).resolve().parent / "weights" / f"v{LPIPS_VERSION}" / f"{net}.pth"
 
 
 def vgg_features_to_lpips(state: Dict[str, torch.Tensor], trunk: nn.Module) -> Dict[str, torch.Tensor]:
@@ -139,4 +139,21 @@ def lpips_vgg(
     return loss
 
 
-__all__ = ["LPIPS_VERSION", "PerceptualLoss", "VGG16_FILE", "lpips_heads_file", "lpips_vgg", "vgg_features_to_lpips"]
+def lpips_alex_random(seed: int = 0, *, device: DeviceLike = None) -> PerceptualLoss:
+    """LPIPS with a seeded RANDOM AlexNet trunk and lpips' own AlexNet heads (v0.1): the toy world's
+    perceptual term. On a CPU an AlexNet trunk costs a small fraction of VGG16's at 128² (the toy
+    erase calls it on every render); random conv features still compare local structure and colour,
+    and the heads' non-negative weights keep it a distance. Reads no file besides lpips' heads."""
+    import lpips
+
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        torch.manual_seed(seed)
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(pretrained=False, net="alex", version=LPIPS_VERSION, pnet_rand=True, verbose=False)
+    _load_heads(model, lpips_heads_file("alex"))
+    loss = PerceptualLoss(model)
+    return loss.to(device=device) if device is not None else loss
+
+
+__all__ = ["LPIPS_VERSION", "PerceptualLoss", "VGG16_FILE", "lpips_alex_random", "lpips_heads_file", "lpips_vgg",
+           "vgg_features_to_lpips"]

@@ -17,7 +17,7 @@ value (:mod:`guide.evaluate.reference`) and the difference. Each method's own fo
 erase outputs, metrics.json and report.html.
 
 What the experiment runs on is a :class:`World`: the official checkpoints
-(:func:`checkpoint_world`), or for ``--demo`` the tiny built-in generator with random networks
+(:func:`checkpoint_world`), or for ``--demo`` the toy world of :mod:`guide.toy`
 (:func:`demo_world`, the one place the demo's models are made).
 """
 from __future__ import annotations
@@ -105,81 +105,36 @@ def checkpoint_world(checkpoint_dir: Path, device: torch.device, real: Optional[
 
 
 DEMO_PHOTOS = 5  # as many as the reference's sample folder
-DEMO_FEATURES = 64  # dims of the demo's stand-in for Inception (FID's matrix square root stays cheap)
-
-
-class _RandomEmbedder(torch.nn.Module):
-    """Demo stand-in for the identity networks: 112² crops -> unit 512-d embeddings, random weights."""
-
-    input_size = 112
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 5, stride=4), torch.nn.LeakyReLU(0.2),
-                                        torch.nn.Conv2d(16, 32, 3, stride=2), torch.nn.LeakyReLU(0.2),
-                                        torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(512, 512))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
-        return y / y.norm(dim=1, keepdim=True)
-
-
-class _RandomFeatures(torch.nn.Module):
-    """Demo stand-in for Inception: [0,1] images -> [[N, DEMO_FEATURES, 1, 1]] (pytorch-fid's output form)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 5, stride=4), torch.nn.Tanh(),
-                                        torch.nn.Conv2d(32, DEMO_FEATURES, 3, stride=2), torch.nn.Tanh(),
-                                        torch.nn.AdaptiveAvgPool2d(1))
-
-    def forward(self, x: torch.Tensor) -> list:
-        return [self.body(x)]
 
 
 def demo_world(folder: Path, device: torch.device) -> World:
-    """The demo's models, all made here: the tiny built-in generator (random weights, 128² images),
-    small random stand-ins for the identity networks and Inception, random LPIPS, a tiny random
-    GOAE, the generator's own mean latent, five "photos" (renders of the tiny generator, already
-    aligned) and stand-in real statistics (features of other renders). Writes into `folder`; the
-    numbers are meaningless."""
+    """The demo's models: the toy world (guide.toy: a small trained generator of procedural heads,
+    the toy ArcFace in the identity loss, random-AlexNet LPIPS, the toy CurricularFace for ID and as
+    the FID features), a tiny GOAE with RANDOM weights (so the "inverted" latents are the mean
+    latent plus random offsets), five "photos" (renders of toy heads, already aligned) and stand-in
+    real statistics (toy features of other renders). Writes into `folder`; the numbers describe
+    the toy world only."""
     import goae
     import numpy as np
 
-    import eg3d
-    from eg3d import configs
     from guide.config import CameraConfig
-    from guide.erase import Networks
-    from guide.evaluate.identity import IdentityScorer
-    from guide.evaluate.inception import InceptionFeatures
-    from guide.evaluate.pipeline import EvalNetworks
-    from guide.identity import IDLoss, IDSimilarity
-    from guide.identity.detect import REFERENCE_EVAL_SETTINGS, FaceDetector
     from guide.inversion import PhotoModels
-    from guide.io import save_generator
     from guide.io.atomic import write_bytes_atomic
-    from guide.perceptual import lpips_vgg
     from guide.render import camera_for, png_bytes, to_uint8
+    from guide.toy.world import toy_world
 
     folder.mkdir(parents=True, exist_ok=True)
+    toy = toy_world(device)
+    G = toy.G
+    rows = G.num_ws - 1
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        G = eg3d.TriPlaneGenerator(**configs.tiny()).eval().requires_grad_(False)
-        G.neural_rendering_resolution = 32
         swin = goae.SwinV2Config(img_size=32, patch_size=2, embed_dim=8, depths=(2, 2, 1, 1), num_heads=(1, 2, 2, 4),
                                  window_size=4, pretrained_window_sizes=(3, 3, 3, 2))
         encoder = goae.GOAEncoder(goae.GOAEConfig(swin=swin, w_dim=G.w_dim, cross_attn_heads=2,
-                                                  cross_attn_ffn_dim=32, stochastic=True)).eval()
-        networks = Networks(lpips_vgg(random_backbone=True), IDLoss(_RandomEmbedder()),
-                            note="LPIPS and a small identity network with RANDOM weights (reproduce --demo)")
-        scorer = IdentityScorer(IDSimilarity(_RandomEmbedder().to(device),
-                                             detector=FaceDetector(device, **REFERENCE_EVAL_SETTINGS)),
-                                note="small identity network with RANDOM weights (demo)")
-        features = InceptionFeatures(_RandomFeatures().to(device), f"demo-random-{DEMO_FEATURES}")
-        features.dims = DEMO_FEATURES
-    source = save_generator(G, folder / "source" / "generator")
-    G = G.to(device)
-    eval_networks = EvalNetworks(None, device, random_weights=True, scorer=scorer, inception=features)
+                                                  cross_attn_ffn_dim=32, stochastic=True,
+                                                  delta_rows=(rows // 3, rows // 3, rows - 2 * (rows // 3)))).eval()
+    eval_networks = toy.eval_networks(device)
     camera = CameraConfig()
 
     def renders(first_seed: int, count: int) -> torch.Tensor:
@@ -194,12 +149,12 @@ def demo_world(folder: Path, device: torch.device) -> World:
     for i, image in enumerate(to_uint8(renders(100, DEMO_PHOTOS))):
         write_bytes_atomic(photos / f"aligned_{i + 1}.png", png_bytes(image))
     real = folder / "real_feat.npy"
-    np.save(real, features(renders(200, 16)).cpu().numpy().astype(np.float32))
-    return World(generator=G, generator_path=Path(source.config), networks=networks, eval_networks=eval_networks,
+    np.save(real, eval_networks.features()(renders(200, 16)).cpu().numpy().astype(np.float32))
+    return World(generator=G, generator_path=toy.generator_path, networks=toy.networks, eval_networks=eval_networks,
                  checkpoint_dir=None, device=device, photo_models=PhotoModels(encoder=encoder), w_avg="mapping",
                  cache_dir=folder / "fid-cache", real=real, demo=True,
-                 description="DEMO: tiny built-in EG3D generator with RANDOM weights, and small random stand-ins "
-                             "for GOAE, LPIPS, the identity networks and Inception; the photos are its renders")
+                 description="DEMO: the toy world (guide.toy: small trained generator of procedural heads and toy "
+                             "identity networks) with a tiny RANDOM GOAE; the photos are toy renders")
 
 
 # ---------------------------------------------------------------------------- experiment
@@ -217,7 +172,9 @@ def _config(method: str, settings: OODSettings, world: World):
     config.inversion.w_avg = world.w_avg
     config.renders = settings.renders
     if world.demo:
-        config.ltu.lr = 1e-3  # random weights: a larger step makes the few demo steps visible
+        from guide.toy.world import TOY_LR
+
+        config.ltu.lr = TOY_LR  # the toy world's preset
     return config
 
 
@@ -295,9 +252,9 @@ def _header() -> List[str]:
 def _caveats(settings: OODSettings, world: World, results: Dict[str, Dict[str, Any]]) -> List[str]:
     out = []
     if world.demo:
-        out.append("DEMO run: tiny generator and networks with RANDOM weights (learning rate 1e-3 so that the few "
-                   "steps show) -- the numbers only show that the pipeline runs; they are not comparable with the "
-                   "published ones.")
+        out.append("DEMO run: the toy world (a small generator of procedural heads, toy identity networks, toy "
+                   "FID features) with a RANDOM-weight GOAE -- the numbers describe the toy world and the pipeline; "
+                   "they are not comparable with the published ones.")
     if settings.fid_samples < 5000:
         out.append(f"FID from {settings.fid_samples} samples per generator (the reference: 5000); FID is biased "
                    "upwards for small N.")
@@ -306,7 +263,7 @@ def _caveats(settings: OODSettings, world: World, results: Dict[str, Dict[str, A
     if settings.views != 11:
         out.append(f"{settings.views} views per identity (the reference: 11).")
     missed = sum((m.get("identity") or {}).get("images_without_detected_face") or 0 for m in results.values())
-    if missed:
+    if missed and not world.demo:  # the toy world's scorer always crops at fixed landmarks
         out.append(f"{missed} render(s) without a detected face (aligned from fixed landmarks; the reference "
                    "crashes on those).")
     out.append("The published values are one run each (one stochastic inversion, one training run, random FID "

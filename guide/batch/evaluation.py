@@ -92,18 +92,23 @@ class PackageEvaluator:
     """Adapter onto guide.evaluate (networks built on first use; errors become report entries)."""
 
     def __init__(self, options: EvaluationOptions, checkpoint_dir, device, *, do_id: bool, do_fid: bool,
-                 random_weights: bool = False):
+                 random_weights: bool = False, toy: bool = False):
         self.options = options
         self.do_id = do_id
         self.do_fid = do_fid
         self.device = device
         self.checkpoint_dir = checkpoint_dir
         self.random_weights = random_weights
+        self.toy = toy  # the toy world's scorer and features (guide.toy)
         self._networks = None
         self.description = "guide.evaluate: " + ", ".join(
             n for n, on in (("ID/ID_others", do_id), ("FID_pre/ΔFID_real", do_fid)) if on)
 
     def networks(self):
+        if self._networks is None and self.toy:
+            from guide.toy.world import toy_world
+
+            self._networks = toy_world(self.device).eval_networks(self.device)
         if self._networks is None:
             from guide.evaluate.pipeline import EvalNetworks
 
@@ -152,14 +157,14 @@ def evaluator_for(job: BatchJob, checkpoint_dir, device) -> Tuple[Optional[Evalu
     """The package adapter when the job asks for ID/FID and guide.evaluate is importable, else
     None; and a line saying which metrics the report will hold."""
     opts = job.evaluation
-    do_id = opts.id == "true" or (opts.id == "auto" and job.networks == "checkpoints")
+    do_id = opts.id == "true" or (opts.id == "auto" and job.networks in ("checkpoints", "toy"))
     if not (do_id or opts.fid):
-        why = "evaluation.id auto scores ID only with networks: checkpoints" if opts.id == "auto" else \
+        why = "evaluation.id auto scores ID only with networks: checkpoints or toy" if opts.id == "auto" else \
             "evaluation.id and evaluation.fid are off"
         return None, f"pixel metrics only ({why})"
     ok, why = evaluation_package_available()
     if not ok:
         return None, f"pixel metrics only: {why}"
     evaluator = PackageEvaluator(opts, checkpoint_dir, device, do_id=do_id, do_fid=opts.fid,
-                                 random_weights=job.networks == "random")
+                                 random_weights=job.networks == "random", toy=job.networks == "toy")
     return evaluator, f"pixel metrics + {evaluator.description}"

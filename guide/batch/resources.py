@@ -52,11 +52,16 @@ BUILTIN_SEED = 0
 
 
 def builtin_generator(name: str, seed: int = BUILTIN_SEED) -> torch.nn.Module:
-    """`builtin:tiny`: EG3D's code paths with a narrow random network, the same one every time
-    (weights from `seed`): for demos and tests only -- it renders coloured noise, not faces."""
+    """`builtin:toy`: the toy world's trained generator of procedural heads (guide.toy, demos).
+    `builtin:tiny`: EG3D's code paths with a narrow random network, the same one every time
+    (weights from `seed`): for tests only -- it renders coloured noise, not faces."""
     import eg3d
     from eg3d import configs
 
+    if name == "builtin:toy":
+        from guide.toy.world import load_toy_generator
+
+        return load_toy_generator()
     if name != "builtin:tiny":
         raise GuideError(f"unknown built-in generator {name!r}")
     state = torch.random.get_rng_state()
@@ -83,7 +88,12 @@ def build_resources(job: BatchJob, device: str) -> Resources:
     checkpoint_dir = checkpoint_dir_for(job)
     path = generator_path_for(job)
     G = builtin_generator(job.generator).to(dev) if path is None else load_any_generator(path, device=dev)
-    networks = load_networks(checkpoint_dir, dev, random_weights=job.networks == "random")
+    if job.networks == "toy":
+        from guide.toy.world import toy_networks
+
+        networks = toy_networks(device=dev)
+    else:
+        networks = load_networks(checkpoint_dir, dev, random_weights=job.networks == "random")
     return Resources(G, networks, path, checkpoint_dir)
 
 

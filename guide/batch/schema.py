@@ -24,10 +24,12 @@ are relative to the job file's folder. Every key is optional except ``identities
     aligned: false             # photos are already aligned crops: fed to GOAE as is (the reference's inputs)
     inversion: deterministic   # deterministic | stochastic (GOAE's live dropout as the reference runs it, seeded)
     w_avg: file                # file (w_avg_ffhqrebalanced512-128.pt, required for photos/latents) | mapping
-    generator: path/to/G.pkl   # EG3D .pkl or our .json; `builtin:tiny` = tiny random model (demos)
+    generator: path/to/G.pkl   # EG3D .pkl or our .json; `builtin:toy` = the toy world's trained head
+                               # generator (guide.toy); `builtin:tiny` = tiny random model (unit tests)
                                # [<checkpoints>/ffhqrebalanced512-128.pkl]
     checkpoints: ./checkpoints # checkpoint folder [$GUIDE_CHECKPOINTS, else ./checkpoints]
-    networks: checkpoints      # checkpoints | random (LPIPS/ArcFace with RANDOM weights: demos, tests)
+    networks: checkpoints      # checkpoints | toy (the toy world's networks, with builtin:toy) |
+                               # random (LPIPS/ArcFace with RANDOM weights: tests)
     device: auto               # auto (CUDA when available) | cpu | cuda | cuda:N; or devices: [cuda:0, cuda:1]
                                # (independent mode: one worker each)
     executor: auto             # auto | serial | processes | ray
@@ -72,8 +74,8 @@ from guide.errors import GuideError
 
 MODES = ("independent", "joint", "sequential")
 EXECUTORS = ("auto", "serial", "processes", "ray")
-NETWORKS = ("checkpoints", "random")
-BUILTIN_GENERATORS = ("builtin:tiny",)
+NETWORKS = ("checkpoints", "random", "toy")
+BUILTIN_GENERATORS = ("builtin:tiny", "builtin:toy")
 RESERVED_IDS = frozenset({"model", "source", "retain", "logs", "status.json", "report.json", "report.md",
                           "job.json"})
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

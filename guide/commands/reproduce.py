@@ -29,8 +29,8 @@ def reproduce_group() -> None:
 @click.argument("photo_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: table.md, report.html and one erase folder per method.")
-@click.option("--demo", is_flag=True, help=f"Run the same code on the tiny built-in generator with RANDOM networks "
-              f"and its own photos (no checkpoints; CPU, a few minutes; defaults {DEMO_DEFAULTS}).")
+@click.option("--demo", is_flag=True, help=f"Run the same code in the toy world (guide.toy: trained toy generator "
+              f"and networks, a random GOAE) and its own photos (no checkpoints; CPU, a few minutes; defaults {DEMO_DEFAULTS}).")
 @click.option("--target-index", type=click.IntRange(0), default=0, show_default=True,
               help="Which photo of PHOTO_DIR (sorted by name) is erased.")
 @click.option("--methods", default="baseline,guide", show_default=True, callback=_methods,

@@ -184,7 +184,8 @@ def render_report(run: EraseOutput, metrics: Mapping[str, Any]) -> str:
     """The report page as an HTML string."""
     scenario, method = scenario_of(run.config), method_of(run.config)
     warnings = "".join(f"<div class=warn>{html.escape(w)}</div>" for w in warnings_for(metrics))
-    figures = (figure(_grid_image(run), "before (top) / after (bottom) from every evaluation yaw")
+    figures = (figure(_grid_image(run), "grid.png: before, after (and target) from every evaluation yaw, "
+                                                "row by row (labelled where the grid has labels)")
                + figure(run.target_path, "target (what the erased identity should turn into)")
                + figure(run.optional_file("losses.png"), "loss curves"))
     evaluation = {k: metrics.get(k) for k in ("identity", "fid", "evaluation") if metrics.get(k) is not None}

@@ -116,3 +116,18 @@ def test_init_kwargs_rebuild_the_same_architecture():
     assert G.init_kwargs["rendering_kwargs"]["box_warp"] == 1
     G2 = eg3d.TriPlaneGenerator(*G.init_args, **G.init_kwargs)
     assert list(G2.state_dict()) == list(G.state_dict())
+
+
+def test_plane_resolution_option():
+    """Smaller tri-planes (the toy world's 64²): recorded only when not the official 256, bounded."""
+    from eg3d.bounds import GeneratorConfigError, check_generator_config
+
+    assert "plane_resolution" not in eg3d.TriPlaneGenerator(**configs.tiny()).init_kwargs
+    torch.manual_seed(0)
+    G = eg3d.TriPlaneGenerator(**configs.tiny(), plane_resolution=64)
+    assert G.init_kwargs["plane_resolution"] == 64 and G.num_ws == 10
+    ws = torch.randn(1, G.num_ws, G.w_dim)
+    assert G.get_planes(ws, noise_mode="const").shape == (1, 3, 32, 64, 64)
+    check_generator_config((), G.init_kwargs)
+    with pytest.raises(GeneratorConfigError, match="plane_resolution"):
+        check_generator_config((), {**G.init_kwargs, "plane_resolution": 100})

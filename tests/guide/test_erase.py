@@ -102,10 +102,21 @@ def test_cli_erase_render_and_one_line_errors(tiny_generator_factory, tmp_path):
 
 @pytest.mark.slow
 def test_demo_completes(tmp_path):
-    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "demo"), "--iters", "2"])
+    """`guide demo` in the toy world (2 steps here): outputs, toy ID metrics, report, labelled grid."""
+    import json
+
+    from PIL import Image
+
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--iters", "2"])
     assert result.exit_code == 0, result.output
-    assert "RANDOM weights" in result.output
-    assert (tmp_path / "demo" / "grid.png").is_file() and (tmp_path / "demo" / "generator.json").is_file()
+    assert "toy world" in result.output and "toy ID" in result.output
+    assert (out / "generator.json").is_file() and (out / "report.html").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert all(isinstance(metrics[k], float) for k in ("ID", "ID_others", "FID_pre"))
+    assert "toy CurricularFace" in metrics["identity"]["network"]
+    with Image.open(out / "grid.png") as grid:  # 3 rows for the erased head + 2 x 2 for the others
+        assert grid.size[1] == 7 * 128
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""`guide reproduce ood`: the --demo run end to end (tiny generator, random networks), bad input."""
+"""`guide reproduce ood`: the --demo run end to end (toy world, random GOAE), bad input."""
 import json
 
 import pytest

@@ -40,6 +40,7 @@ INT_BOUNDS = {
     "neural_rendering_resolution": (4, 512),
 }
 IMG_RESOLUTIONS = (128, 256, 512)
+PLANE_RESOLUTIONS = (16, 32, 64, 128, 256)  # tri-plane sides (256 official; smaller for the toy world)
 #: rendering_kwargs every render reads.
 REQUIRED_RENDERING = ("superresolution_module", "sr_antialias", "depth_resolution", "depth_resolution_importance",
                       "ray_start", "ray_end", "box_warp", "clamp_mode", "superresolution_noise_mode")
@@ -126,6 +127,9 @@ def check_generator_config(init_args: Any, init_kwargs: Any, rendering_kwargs: A
     if kwargs.get("img_resolution") not in IMG_RESOLUTIONS or isinstance(kwargs.get("img_resolution"), bool):
         raise _fail("init_kwargs.img_resolution", f"expected one of {IMG_RESOLUTIONS}, got "
                                                   f"{_show(kwargs.get('img_resolution'))}")
+    plane = kwargs.get("plane_resolution", 256)
+    if plane not in PLANE_RESOLUTIONS or isinstance(plane, bool):
+        raise _fail("init_kwargs.plane_resolution", f"expected one of {PLANE_RESOLUTIONS}, got {_show(plane)}")
     for name in ("channel_base", "channel_max", "num_fp16_res", "sr_num_fp16_res"):
         if name in kwargs:
             _int(kwargs[name], f"init_kwargs.{name}", name)

@@ -1,6 +1,11 @@
 """EG3D's tri-plane generator: a StyleGAN2 backbone emits three 32-channel feature planes,
 a volume renderer turns them into a low-resolution feature image, and a super-resolution
-module produces the final image. Constructor and state_dict match the official class."""
+module produces the final image. Constructor and state_dict match the official class.
+
+``plane_resolution`` (default 256, the official value) is our one addition: the tri-planes'
+side. Smaller planes (e.g. 64) keep every code path but cost far less on a CPU (the toy world
+uses it); it is recorded in ``init_kwargs`` only when it differs from 256, so official
+configurations stay byte-identical."""
 from __future__ import annotations
 
 import copy
@@ -33,6 +38,7 @@ class TriPlaneGenerator(nn.Module):
         mapping_kwargs: Optional[dict] = None,
         rendering_kwargs: Optional[dict] = None,
         sr_kwargs: Optional[dict] = None,
+        plane_resolution: int = BACKBONE_RESOLUTION,
         **synthesis_kwargs,
     ):
         super().__init__()
@@ -43,6 +49,8 @@ class TriPlaneGenerator(nn.Module):
             sr_num_fp16_res=sr_num_fp16_res, mapping_kwargs=mapping_kwargs or {}, rendering_kwargs=rendering_kwargs or {},
             sr_kwargs=sr_kwargs or {}, **synthesis_kwargs,
         ))
+        if plane_resolution != BACKBONE_RESOLUTION:
+            self.init_kwargs["plane_resolution"] = plane_resolution
         rendering_kwargs = dict(rendering_kwargs or {})
         for key in ("superresolution_module", "sr_antialias"):
             if key not in rendering_kwargs:
@@ -56,7 +64,7 @@ class TriPlaneGenerator(nn.Module):
         self.renderer = ImportanceRenderer()
         self.ray_sampler = RaySampler()
         self.backbone = StyleGAN2Backbone(
-            z_dim, c_dim, w_dim, img_resolution=BACKBONE_RESOLUTION, img_channels=PLANE_CHANNELS * 3,
+            z_dim, c_dim, w_dim, img_resolution=plane_resolution, img_channels=PLANE_CHANNELS * 3,
             mapping_kwargs=mapping_kwargs, **synthesis_kwargs,
         )
         self.superresolution = sr_class(
@@ -102,7 +110,7 @@ class TriPlaneGenerator(nn.Module):
         generator: Optional[torch.Generator] = None,
         **synthesis_kwargs,
     ) -> torch.Tensor:
-        """ws -> tri-planes [N, 3, 32, 256, 256]."""
+        """ws -> tri-planes [N, 3, 32, R, R] (R = plane_resolution, 256 by default)."""
         if generator is not None:
             synthesis_kwargs["noise_generator"] = generator
         planes = self.backbone.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)

@@ -13,7 +13,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "batch-demo.yaml"
 
 def test_example_job_validates():
     job = load_job(EXAMPLE)
-    assert job.mode == "joint" and job.generator == "builtin:tiny" and job.networks == "random"
+    assert job.mode == "joint" and job.generator == "builtin:toy" and job.networks == "toy"
     assert len(job.identities) >= 2 and job.devices == ["cpu"]
     result = CliRunner().invoke(cli, ["batch", str(EXAMPLE), "--check"])
     assert result.exit_code == 0 and "job file OK" in result.output
@@ -27,3 +27,5 @@ def test_example_job_runs(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["done"] == len(load_job(EXAMPLE).identities)
     assert (out / "model" / "generator.json").is_file() and (out / "report.md").is_file()
+    # the toy networks score ID and ID_others (evaluation.id: auto)
+    assert "ID" in (out / "report.md").read_text()
