@@ -58,3 +58,19 @@ def cam(eg3d_fixtures):
 
     return torch.load(eg3d_fixtures / "camera.pt", weights_only=True)
 
+
+
+@pytest.fixture(scope="session")
+def toy():
+    """The shipped toy world (guide.toy), loaded once per test process."""
+    from guide.toy.world import toy_world
+
+    return toy_world("cpu")
+
+
+@pytest.fixture(scope="session")
+def toy_guide_erase(toy):
+    """One GUIDE erase of toy identity seed 0 with the toy preset (about 35 s on 2 cores)."""
+    from guide.toy.effect import erase_toy
+
+    return erase_toy(toy, "guide", 0)

@@ -52,43 +52,16 @@ def test_loss_terms_match_hand_computation(tiny_generator_factory, random_lpips,
     assert torch.equal(ws_train[3:], ws_src[3:])
 
 
-@pytest.mark.slow
-def test_training_moves_identity_to_target_and_keeps_others(tiny_generator_factory, random_lpips, tiny_id_loss):
-    """Measured on the tiny random model (seeded random LPIPS, lr 2e-3, 15 steps): distance of
-    the erased identity's render to the target 1.48 -> 0.25; the erased identity changed 1.41,
-    other identities 1.00 (mean abs pixel difference). Asserted with margins."""
-    trainer = make_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, iters=15, lr=2e-3)
-    c = camera_for(trainer.config.camera)
-    g = torch.Generator().manual_seed(7)
-    w_others = trainer.G_src.mapping(torch.randn(4, trainer.G.z_dim, generator=g), c.repeat(4, 1))
-    kw = dict(noise_mode="const", deterministic=True)
-
-    def render(G, ws):
-        G.eval()
-        with torch.no_grad():
-            img = G.synthesis(ws, c.repeat(len(ws), 1), **kw)["image"]
-        G.train()
-        return img
-
-    target = render(trainer.G_src, trainer.w_t)
-    erased_before = render(trainer.G_src, trainer.w_u)
-    others_before = render(trainer.G_src, w_others)
+def test_training_changes_only_the_synthesis_network(tiny_generator_factory, random_lpips, tiny_id_loss):
+    """LTU trains backbone.synthesis and nothing else (mapping, decoder, super-resolution stay the
+    source's). That an erase erases is shown on the toy world (tests/guide/toy/test_effect.py)."""
+    trainer = make_trainer(tiny_generator_factory, random_lpips, tiny_id_loss, iters=2, lr=2e-3)
     trainer.run()
-    erased_after = render(trainer.G, trainer.w_u)
-    others_after = render(trainer.G, w_others)
-
-    to_target_before = (erased_before - target).abs().mean().item()
-    to_target_after = (erased_after - target).abs().mean().item()
-    erased_change = (erased_after - erased_before).abs().mean().item()
-    others_change = (others_after - others_before).abs().mean().item()
-    print(f"to target {to_target_before:.4f} -> {to_target_after:.4f}; erased changed {erased_change:.4f}, "
-          f"others {others_change:.4f}")
-    assert to_target_after < 0.95 * to_target_before, (to_target_before, to_target_after)
-    assert erased_change > 1.2 * others_change, (erased_change, others_change)
-    # Only backbone.synthesis changed.
+    changed = set()
     for (name, p), (_, q) in zip(trainer.G.named_parameters(), trainer.G_src.named_parameters()):
-        if not name.startswith("backbone.synthesis"):
-            assert torch.equal(p, q), name
+        if not torch.equal(p, q):
+            changed.add(name)
+    assert changed and all(name.startswith("backbone.synthesis") for name in changed), sorted(changed)
 
 
 def test_resume_is_bit_identical(tiny_generator_factory, random_lpips, tiny_id_loss):

@@ -13,23 +13,17 @@ eyes or mouth, so its heads differ too little for every erase to be this clear.
 """
 import pytest
 
-from guide.toy.effect import run_effect
-from guide.toy.world import toy_world
+from guide.toy.effect import measure_effect, run_effect
 
 
 @pytest.fixture(scope="module")
-def world():
-    return toy_world("cpu")
+def guide_effect(toy, toy_guide_erase):
+    return measure_effect(toy, toy_guide_erase)
 
 
 @pytest.fixture(scope="module")
-def guide_effect(world):
-    return run_effect(world, "guide")[1]
-
-
-@pytest.fixture(scope="module")
-def baseline_effect(world):
-    return run_effect(world, "baseline")[1]
+def baseline_effect(toy):
+    return run_effect(toy, "baseline")[1]
 
 
 def test_guide_erases_the_identity_and_keeps_the_others(guide_effect):
