@@ -46,6 +46,20 @@ def _others(latents, count, seed):
 _DEFAULTS = AuditConfig()
 
 
+def _uses_toy_networks(choice: str, erase_dir) -> bool:
+    """--networks toy, or auto and the erasure's source generator is the shipped toy generator."""
+    if choice != "auto":
+        return choice == "toy"
+    from guide.io.documents import load_json
+    from guide.toy.world import is_toy_generator
+
+    try:
+        settings = load_json(Path(erase_dir) / "config.json")
+    except GuideError:  # run_audit reports a missing or damaged config.json in one line
+        return False
+    return isinstance(settings, dict) and is_toy_generator(settings.get("source_generator_sha256"))
+
+
 @click.command("audit")
 @click.argument("erase_dir", type=_ANY)
 @click.option("--pretrained", type=_ANY, default=None,
@@ -91,11 +105,15 @@ _DEFAULTS = AuditConfig()
 @device_option()
 @checkpoints_option()
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--networks", "networks_choice", type=click.Choice(["auto", "checkpoints", "toy"]), default="auto",
+              show_default=True,
+              help="Scorer and attack networks: from the checkpoints folder, or the toy world's (guide demo); "
+                   "auto: the toy world's when ERASE_DIR erased the toy generator.")
 @click.option("--random-networks", is_flag=True, hidden=True,
               help="Random-weight scorer and attack networks (tests/demos; meaningless numbers).")
 def audit(erase_dir, pretrained, photo, steps, lr, attack_lpips, attack_id, starts, radii, directions,
           direction_kind, views, others_random, others_latents, others_seed, impostors, far, threshold, seed,
-          no_face, overwrite, device, checkpoints, no_progress, random_networks) -> None:
+          no_face, overwrite, device, checkpoints, no_progress, networks_choice, random_networks) -> None:
     """Try to get the person erased in ERASE_DIR back, and report how far the erasure holds.
 
     Through the unlearned generator and, as the ceiling, the source generator: (1) the photo
@@ -114,6 +132,10 @@ def audit(erase_dir, pretrained, photo, steps, lr, attack_lpips, attack_id, star
     dev = resolve_device(device)
     checkpoint_dir = resolve_checkpoint_dir(checkpoints)
     def networks():  # loaded once the folder and the generators passed their checks
+        if not random_networks and _uses_toy_networks(networks_choice, erase_dir):
+            from guide.toy.world import toy_world
+
+            return toy_world(dev).audit_networks()
         return load_audit_networks(checkpoint_dir, dev, random_weights=random_networks, no_face=no_face)
 
     record = run_audit(erase_dir, networks, config, pretrained=pretrained, photo=photo, checkpoint_dir=checkpoint_dir,

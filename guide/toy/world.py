@@ -147,11 +147,29 @@ class ToyWorld:
         sha = self.manifest["files"][NET_FILES["curricularface"]]["sha256"][:12]
         return ToyFeatures(self.curricularface, f"toy-curricularface-{sha}")
 
+    def audit_networks(self):
+        """:class:`guide.audit.networks.AuditNetworks`: toy CurricularFace measures, toy LPIPS +
+        toy ArcFace attack (as in the real world, the attack's identity network is not the scorer)."""
+        from guide.audit.networks import AuditNetworks
+
+        return AuditNetworks(self.scorer(), self.networks.lpips, self.networks.id_loss,
+                             note=f"toy world: measured with the {self.scorer().note}; attack losses: {self.networks.note}")
+
     def eval_networks(self, device="cpu"):
         """:class:`guide.evaluate.EvalNetworks` with the toy scorer and features."""
         from guide.evaluate.pipeline import EvalNetworks
 
         return EvalNetworks(device=device, scorer=self.scorer(), inception=self.features())
+
+
+def is_toy_generator(sha256: Optional[str], folder: Union[str, Path] = WEIGHTS_DIR) -> bool:
+    """Whether a generator description with this sha256 (an erase's config.json
+    ``source_generator_sha256``) is the shipped toy generator."""
+    try:
+        manifest = read_manifest(folder)
+    except ToyWorldError:
+        return False
+    return bool(sha256) and manifest.get("files", {}).get("generator.json", {}).get("sha256") == sha256
 
 
 def toy_networks(folder: Union[str, Path] = WEIGHTS_DIR, device="cpu", manifest: Optional[dict] = None):

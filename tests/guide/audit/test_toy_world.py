@@ -54,3 +54,34 @@ def test_the_attack_wins_back_more_than_re_inversion_but_less_than_on_the_source
     assert reinversion["source"]["mean"] > 0.9 and attack["source"]["mean"] > 0.9
     assert reinversion["unlearned"]["mean"] < 0.3
     assert reinversion["unlearned"]["mean"] + 0.3 < attack["unlearned"]["mean"] < attack["source"]["mean"] - 0.1
+
+
+def test_guide_audit_of_the_demo_uses_the_toy_networks(tmp_path):
+    """`guide audit` on a `guide demo` erase picks the toy world's networks by itself (no
+    checkpoints folder exists) and finds the erased head gone at w_u (leakage at r = 0 < 0.5 after
+    the demo's 60 steps), against a source curve that starts at 1."""
+    import json
+
+    from click.testing import CliRunner
+
+    from guide.cli import cli
+
+    runner = CliRunner()
+    demo = runner.invoke(cli, ["demo", "--out", str(tmp_path / "demo")])
+    assert demo.exit_code == 0, demo.output
+    args = ["audit", str(tmp_path / "demo"), "--views", "3", "--radii", "0,5", "--directions", "1",
+            "--impostors", "4", "--others-random", "1", "--no-progress", "--device", "cpu",
+            "--checkpoints", str(tmp_path / "none")]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "demo" / "audit.json").read_text())
+    assert record["networks"].startswith("toy world") and not record["random_networks"]
+    leakage = record["leakage"]
+    # measured: unlearned 0.197 / 0.185 at r = 0 / 5, source 1.000 / 0.997; a retained head 0.56
+    assert leakage["target"]["unlearned"]["mean"][0] < 0.5 < leakage["target"]["source"]["mean"][0]
+    assert leakage["target"]["source"]["mean"][0] > 0.99
+    assert "<h2>Audit</h2>" in (tmp_path / "demo" / "report.html").read_text()
+    assert record["generators"]["source"]["sha256"] == json.loads(
+        (tmp_path / "demo" / "config.json").read_text())["source_generator_sha256"]
+    no_toy = runner.invoke(cli, [*args, "--networks", "checkpoints", "--overwrite"])
+    assert no_toy.exit_code != 0 and "CurricularFace_Backbone.pth is missing" in no_toy.output
