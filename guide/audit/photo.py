@@ -68,17 +68,46 @@ def photo_of(config: dict, override: Optional[Path]) -> Optional[Path]:
     return path
 
 
-def load_photo(path: Path, camera: CameraConfig, w_avg: torch.Tensor, checkpoint_dir, device, models=None) -> Photo:
+def load_photo(path: Path, camera: CameraConfig, w_avg: torch.Tensor, checkpoint_dir, device, models=None,
+               aligned: bool = False) -> Photo:
     """Align ``path`` (MTCNN, as `guide preprocess`), estimate its camera with the erasure's camera
-    settings, and re-invert it with GOAE (``models``: a :class:`guide.inversion.PhotoModels`)."""
+    settings, and re-invert it with GOAE (``models``: a :class:`guide.inversion.PhotoModels`).
+
+    ``aligned``: the photo is already an aligned crop, as for an erasure made with ``--aligned``:
+    it is fed to GOAE as it is (the erasure's own input), and its camera comes from the landmarks
+    detected on the crop itself (frontal, with a note, when no face is found there)."""
     from guide import inversion
     from guide.io.hashing import sha256_file
-    from guide.preprocess import align_photo
     from guide.render import camera_for
 
     models = models if models is not None else inversion.PhotoModels()
-    aligned = align_photo(path, detector=models.detector(device), device=device)
-    image = np.asarray(aligned.image.convert("RGB"))
-    c = camera_for(camera, aligned.pose.yaw, aligned.pose.pitch, device)
-    w = inversion.invert(aligned.image, models.encoder(checkpoint_dir, device), w_avg, device)
-    return Photo(image, c, w, str(path), sha256_file(path), list(aligned.notes))
+    if aligned:
+        image_pil, notes, (yaw, pitch) = _aligned_crop(path, models.detector(device))
+    else:
+        from guide.preprocess import align_photo
+
+        found = align_photo(path, detector=models.detector(device), device=device)
+        image_pil, notes, (yaw, pitch) = found.image, list(found.notes), (found.pose.yaw, found.pose.pitch)
+    image = np.asarray(image_pil.convert("RGB"))
+    c = camera_for(camera, yaw, pitch, device)
+    w = inversion.invert(image_pil, models.encoder(checkpoint_dir, device), w_avg, device)
+    return Photo(image, c, w, str(path), sha256_file(path), notes)
+
+
+def _aligned_crop(path: Path, detector):
+    """An already aligned crop as it is, its notes, and (yaw, pitch) fitted to the landmarks found
+    on it (scaled to the crop template's size)."""
+    from guide.imageio import load_image
+    from guide.preprocess.align import _detect_whole, rank_faces
+    from guide.preprocess.pose import fit_pose
+    from guide.preprocess.template import DEFAULT_TEMPLATE
+
+    loaded = load_image(path)
+    image, notes = loaded.image, list(loaded.notes) + ["aligned crop (the erasure used --aligned): not re-aligned"]
+    faces = rank_faces(_detect_whole(image, detector))
+    if not faces:
+        notes.append("no face detected on the aligned crop: frontal camera assumed")
+        return image, notes, (0.0, 0.0)
+    landmarks = np.asarray(faces[0].landmarks, np.float64) * (DEFAULT_TEMPLATE.size / image.width)
+    pose = fit_pose(landmarks, DEFAULT_TEMPLATE.model)
+    return image, notes, (pose.yaw, pose.pitch)

@@ -255,7 +255,9 @@ def run_audit(erase_dir, networks: Union[AuditNetworks, Callable[[], AuditNetwor
         skipped = f"no photo: the erasure was made from {made_from} (give the person's photo with --photo)"
         log(f"audit: {skipped}")
     else:
-        loaded_photo = load_photo(path, camera, w_avg, checkpoint_dir, device, photo_models)
+        # the erasure's own photo, already aligned when it was erased with --aligned: not re-aligned
+        aligned = photo is None and bool(((run.config.get("erase") or {}).get("inversion") or {}).get("aligned"))
+        loaded_photo = load_photo(path, camera, w_avg, checkpoint_dir, device, photo_models, aligned=aligned)
     if retained is None:
         others = others if others is not None else Others()
         retained = other_latents(others, subject.G_src, camera, device, checkpoint_dir)
