@@ -245,7 +245,8 @@ def run_audit(erase_dir, networks: Union[AuditNetworks, Callable[[], AuditNetwor
         log(f"audit: note: {note}")
     # the mean latent the erasure itself used (config.json: erase.inversion.w_avg), so the
     # re-inversion adds the same offset as the erasure's inversion did
-    w_avg_choice = ((run.config.get("erase") or {}).get("inversion") or {}).get("w_avg", "file")
+    inversion = (run.config.get("erase") or {}).get("inversion") or {}
+    w_avg_choice = inversion.get("w_avg", "file")
     w_avg, w_avg_source = load_w_avg(subject.G_src, checkpoint_dir, device, w_avg_choice)
     path = photo_of(run.config, photo)
     kind = (run.config.get("identity") or {}).get("kind", "?")
@@ -256,7 +257,7 @@ def run_audit(erase_dir, networks: Union[AuditNetworks, Callable[[], AuditNetwor
         log(f"audit: {skipped}")
     else:
         # the erasure's own photo, already aligned when it was erased with --aligned: not re-aligned
-        aligned = photo is None and bool(((run.config.get("erase") or {}).get("inversion") or {}).get("aligned"))
+        aligned = photo is None and bool(inversion.get("aligned"))
         loaded_photo = load_photo(path, camera, w_avg, checkpoint_dir, device, photo_models, aligned=aligned)
     if retained is None:
         others = others if others is not None else Others()
