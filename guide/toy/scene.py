@@ -47,12 +47,15 @@ def _palette(t: torch.Tensor, colours: Tuple[Tuple[float, float, float], ...]) -
 
 
 def identity_of(z: torch.Tensor) -> torch.Tensor:
-    """Fixed seeded map ``z [N,Z] -> p [N,13]`` in (0,1): a unit-column random projection followed
-    by the normal CDF, so each number of ``p`` is uniform when ``z`` is standard normal."""
+    """Fixed seeded map ``z [N,Z] -> p [N,13]`` in (0,1): ``z`` normalised to unit mean square (as
+    the generator's mapping network does first, so p depends only on what the generator sees), a
+    unit-column random projection, then the normal CDF: each number of ``p`` is close to uniform
+    when ``z`` is standard normal."""
     g = torch.Generator().manual_seed(IDENTITY_SEED)
     a = torch.randn(z.shape[1], NUM_PARAMS, generator=g, dtype=torch.float64)
     a = a / a.norm(dim=0, keepdim=True)
-    x = z.double().cpu() @ a
+    z = z.double().cpu()
+    x = (z * z.square().mean(1, keepdim=True).clamp(min=1e-12).rsqrt()) @ a
     p = 0.5 * (1 + torch.erf(x / math.sqrt(2)))
     return p.to(dtype=torch.float32, device=z.device)
 
@@ -66,7 +69,7 @@ def head_parts(p: torch.Tensor) -> Dict[str, torch.Tensor]:
     head_c = torch.stack([zero, zero - 0.02, zero], -1)
     head_r = torch.stack([rx, ry, rz], -1)
     hair_extent = _lerp(d["hair_extent"], 0.0, 1.0)
-    spacing, eye_y, eye_r = _lerp(d["eye_spacing"], 0.075, 0.125), _lerp(d["eye_height"], 0.0, 0.09), _lerp(d["eye_size"], 0.035, 0.06)
+    spacing, eye_y, eye_r = _lerp(d["eye_spacing"], 0.09, 0.13), _lerp(d["eye_height"], 0.0, 0.08), _lerp(d["eye_size"], 0.05, 0.075)
 
     def on_face(x: torch.Tensor, y: torch.Tensor, inset: torch.Tensor) -> torch.Tensor:
         """A point at (x, y) on the front of the head ellipsoid, pushed in by `inset`."""
@@ -74,7 +77,7 @@ def head_parts(p: torch.Tensor) -> Dict[str, torch.Tensor]:
         return torch.stack([x, y, rz * q.sqrt() - inset], -1)
 
     nose = _lerp(d["nose_size"], 0.035, 0.065)
-    mouth_w = _lerp(d["mouth_width"], 0.05, 0.11)
+    mouth_w = _lerp(d["mouth_width"], 0.07, 0.13)
     ear = _lerp(d["ear_size"], 0.04, 0.08)
     parts = {
         "head": (head_c, head_r),
@@ -83,7 +86,7 @@ def head_parts(p: torch.Tensor) -> Dict[str, torch.Tensor]:
         "eye_l": (on_face(-spacing, eye_y, eye_r * 0.55), torch.stack([eye_r, eye_r * 0.8, eye_r * 0.8], -1)),
         "eye_r": (on_face(spacing, eye_y, eye_r * 0.55), torch.stack([eye_r, eye_r * 0.8, eye_r * 0.8], -1)),
         "nose": (on_face(zero, zero - 0.06, nose * 0.35), torch.stack([nose * 0.6, nose, nose], -1)),
-        "mouth": (on_face(zero, zero - 0.15, torch.full_like(zero, 0.012)), torch.stack([mouth_w, zero + 0.022, zero + 0.03], -1)),
+        "mouth": (on_face(zero, zero - 0.15, torch.full_like(zero, 0.012)), torch.stack([mouth_w, zero + 0.03, zero + 0.03], -1)),
         "ear_l": (torch.stack([-rx, zero - 0.01, zero], -1), torch.stack([ear * 0.45, ear * 1.3, ear], -1)),
         "ear_r": (torch.stack([rx, zero - 0.01, zero], -1), torch.stack([ear * 0.45, ear * 1.3, ear], -1)),
     }
@@ -115,9 +118,14 @@ def _hit_ellipsoid(o: torch.Tensor, d: torch.Tensor, centre: torch.Tensor, radii
     return torch.where((disc > 0) & (t > 0), t, torch.full_like(t, math.inf))
 
 
-def render_heads(p: torch.Tensor, cameras: torch.Tensor, resolution: int = 64, supersample: int = 2) -> torch.Tensor:
+FEATURES = ("eye_l", "eye_r", "nose", "mouth")  # the small parts that make a face
+
+
+def render_heads(p: torch.Tensor, cameras: torch.Tensor, resolution: int = 64, supersample: int = 2,
+                 feature_mask: bool = False):
     """Ray-cast heads ``p [N,13]`` from cameras ``[N,25]`` -> images ``[N,3,R,R]`` in [-1,1]
-    (``supersample``² rays per pixel, averaged)."""
+    (``supersample``² rays per pixel, averaged). With ``feature_mask``, also ``[N,1,R,R]``: the
+    fraction of each pixel covered by an eye, the nose or the mouth (:data:`FEATURES`)."""
     if p.ndim != 2 or p.shape[1] != NUM_PARAMS or cameras.shape != (p.shape[0], 25):
         raise ValueError(f"expected p [N,{NUM_PARAMS}] and cameras [N,25], got {tuple(p.shape)}, {tuple(cameras.shape)}")
     n, res = p.shape[0], resolution * supersample
@@ -149,6 +157,9 @@ def render_heads(p: torch.Tensor, cameras: torch.Tensor, resolution: int = 64, s
     bg = torch.tensor(BACKGROUND, dtype=o.dtype, device=o.device)
     colour = torch.where(hit[..., None], colour, bg)
     img = colour.permute(0, 2, 1).reshape(n, 3, res, res)
+    mask = sum((which == names.index(name)) for name in FEATURES) & hit
+    mask = mask.to(img.dtype).reshape(n, 1, res, res)
     if supersample > 1:
-        img = F.avg_pool2d(img, supersample)
-    return img.clamp(0, 1) * 2 - 1
+        img, mask = F.avg_pool2d(img, supersample), F.avg_pool2d(mask, supersample)
+    img = img.clamp(0, 1) * 2 - 1
+    return (img, mask) if feature_mask else img

@@ -1,16 +1,19 @@
 """Train every shipped toy-world weight file from one seed: ``python -m guide.toy.train --seed 0``.
 
-1. Two identity networks (:class:`guide.toy.nets.ToyFaceNet`): "arcface" (width 16, seed+1) on the
-   identity loss's crops and "curricularface" (width 24, seed+2) on the ID metric's aligned crops,
-   each with a contrastive (InfoNCE) objective: two views of the same head are positives, the other
-   heads of the batch negatives. Fit: verification accuracy on held-out heads (threshold chosen on
-   the training heads).
-2. The generator (:func:`guide.toy.generator.toy_generator_kwargs`) by regression: L1 between its
+1. The generator (:func:`guide.toy.generator.toy_generator_kwargs`) by regression: L1 between its
    128² image and the scene's render, plus L1 between its raw render and the scene at the neural
    rendering resolution, for fresh (z, camera) pairs every step (yaw within ±pi/8, pitch offset
    -0.35..0.1, pivot z 0..0.2). Fit: PSNR on held-out z and cameras. Afterwards w_avg is set to the
    mean mapped latent of 10,000 z, and the W space is rescaled (renders unchanged,
    :func:`guide.toy.generator.scale_w_space`) so the median ||w - w_avg|| over W+ is 60.
+2. Two identity networks (:class:`guide.toy.nets.ToyFaceNet`): "arcface" (width 16, seed+1) on the
+   identity loss's crops and "curricularface" (width 24, seed+2) on the ID metric's aligned crops,
+   each with a contrastive (InfoNCE) objective: any two of a head's views are positives, the other
+   heads of the batch negatives. A head's views are scene renders *and* the trained generator's
+   renders of the same z from the same cameras, so the networks judge identity by what the
+   generator actually draws and call its render the same person as the procedural head it
+   imitates. Fit: verification accuracy on held-out heads (threshold chosen on the training
+   heads), scene vs scene, generator vs generator and generator vs scene.
 
 Writes ``generator.safetensors`` + ``generator.json`` (our generator format), ``arcface.safetensors``,
 ``curricularface.safetensors`` and ``manifest.json`` (sha256 of each file, settings, fit, torch
@@ -39,6 +42,7 @@ YAW_RANGE = math.pi / 8
 PITCH_RANGE = (-0.35, 0.1)
 PIVOT_Z = (0.0, 0.2)
 Z_DIM = 16
+ID_VIEWS = 3  # scene views per head for the identity networks (and as many generator renders)
 
 
 def random_cameras(n: int, g: torch.Generator) -> torch.Tensor:
@@ -85,18 +89,28 @@ def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return (x + 0.03 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
 
 
-def head_views(num_ids: int, num_views: int, g: torch.Generator) -> torch.Tensor:
-    """Scene renders ``[num_ids, num_views, 3, 128, 128]`` of random heads from random cameras."""
+def head_views(num_ids: int, num_views: int, g: torch.Generator, G=None) -> torch.Tensor:
+    """Renders ``[num_ids, V, 3, 128, 128]`` of random heads from random cameras: ``num_views``
+    scene renders, followed (when a generator ``G`` is given) by ``G``'s renders of the same
+    z from the same cameras, so V is ``num_views`` or twice that."""
+    from guide.cameras import conditioning_params
+
     z = torch.randn(num_ids, Z_DIM, generator=g)
     p = identity_of(z)
-    out = []
+    scene, generated = [], []
     for v in range(num_views):
-        chunks = []
+        chunks, gen_chunks = [], []
         for i in range(0, num_ids, 64):
             cams = random_cameras(min(64, num_ids - i), g)
             chunks.append(render_heads(p[i:i + 64], cams, 128, supersample=1))
-        out.append(torch.cat(chunks))
-    return torch.stack(out, 1)
+            if G is not None:
+                with torch.no_grad():
+                    ws = G.mapping(z[i:i + 64], conditioning_params().expand(len(cams), -1))
+                    gen_chunks.append(G.synthesis(ws, cams, noise_mode="const")["image"].clamp(-1, 1))
+        scene.append(torch.cat(chunks))
+        if G is not None:
+            generated.append(torch.cat(gen_chunks))
+    return torch.stack(scene + generated, 1)
 
 
 def crop_views(views: torch.Tensor, crop: Callable) -> torch.Tensor:
@@ -105,14 +119,13 @@ def crop_views(views: torch.Tensor, crop: Callable) -> torch.Tensor:
     return crop(views.flatten(0, 1)).unflatten(0, (k, v))
 
 
-def verification(net: ToyFaceNet, train: torch.Tensor, held: torch.Tensor) -> Dict[str, float]:
-    """Same/different-head verification: threshold at the best accuracy on ``train``, accuracy on ``held``."""
+def verification(net: ToyFaceNet, train: torch.Tensor, held: torch.Tensor, views: Tuple[int, int] = (0, 1)) -> Dict[str, float]:
+    """Same/different-head verification between views ``views`` of ``[K,V,...]`` data: threshold at
+    the best accuracy on ``train``, accuracy and mean cosines on ``held``."""
     def sims(data: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            e = torch.cat([net(data[:, v]) for v in range(data.shape[1])]).view(data.shape[1], data.shape[0], -1)
-        same = (e[0] * e[1]).sum(-1)
-        diff = (e[0] * e[1].roll(1, 0)).sum(-1)
-        return same, diff
+            e0, e1 = net(data[:, views[0]]), net(data[:, views[1]])
+        return (e0 * e1).sum(-1), (e0 * e1.roll(1, 0)).sum(-1)
 
     s, d = sims(train)
     grid = torch.linspace(-1, 1, 401)
@@ -123,8 +136,12 @@ def verification(net: ToyFaceNet, train: torch.Tensor, held: torch.Tensor) -> Di
             "heldout_same_cosine": float(s.mean()), "heldout_different_cosine": float(d.mean())}
 
 
-def train_identity_net(name: str, data: torch.Tensor, held: torch.Tensor, seed: int, steps: int, log) -> Tuple[ToyFaceNet, dict]:
-    """InfoNCE on pairs of views of ``data`` ``[K,V,3,S,S]``; returns the net (eval) and its fit."""
+def train_identity_net(name: str, data: torch.Tensor, held: torch.Tensor, seed: int, steps: int, log,
+                       scene_views: Optional[int] = None) -> Tuple[ToyFaceNet, dict]:
+    """InfoNCE on pairs of views of ``data`` ``[K,V,3,S,S]`` (any two views of a head are a positive
+    pair, whether scene or generator renders); returns the net (eval) and its fit. With
+    ``scene_views`` set, views from that index on are the generator's renders (of ``data`` and of
+    ``held``, same layout) and the fit is reported for both kinds and across them."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     net = ToyFaceNet(width=NET_WIDTHS[name], input_size=64)
@@ -148,7 +165,10 @@ def train_identity_net(name: str, data: torch.Tensor, held: torch.Tensor, seed: 
         if step % 100 == 0 or step == steps - 1:
             log(f"{name} step {step}/{steps} loss {loss.item():.3f}")
     net.eval()
-    fit = verification(net, data, held)
+    fit = {"scene": verification(net, data, held, (0, 1))}
+    if scene_views is not None:  # generator renders follow the scene's views
+        fit["generator"] = verification(net, data, held, (scene_views, scene_views + 1))
+        fit["generator_vs_scene"] = verification(net, data, held, (0, scene_views))
     log(f"{name}: {fit}")
     return net, fit
 
@@ -162,19 +182,20 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * math.log10(4 / mse))
 
 
-def generator_batch(n: int, g: torch.Generator, res: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Fresh z, cameras and the scene's renders at 128² and at ``res``²."""
+def generator_batch(n: int, g: torch.Generator, res: int, feature_weight: float = 0.0):
+    """Fresh z, cameras, the scene's renders at 128² and at ``res``², and per-pixel loss weights
+    at both sizes: 1, plus ``feature_weight`` on and around (5×5 at 128²) the eyes, nose and mouth."""
     z = torch.randn(n, Z_DIM, generator=g)
     cams = random_cameras(n, g)
-    target = render_heads(identity_of(z), cams, 128, supersample=1)
-    return z, cams, target, F.avg_pool2d(target, 128 // res)
+    target, mask = render_heads(identity_of(z), cams, 128, supersample=1, feature_mask=True)
+    weight = 1 + feature_weight * F.max_pool2d(mask, 5, 1, 2)
+    return z, cams, target, F.avg_pool2d(target, 128 // res), weight, F.avg_pool2d(weight, 128 // res)
 
 
-def train_generator(seed: int, steps: int, batch: int, log, arcface: Optional[ToyFaceNet] = None,
-                    id_weight: float = 0.0):
-    """Regression of the toy generator onto the scene (plus ``id_weight`` times the toy ArcFace's
-    1 - cosine between its render and the scene's: L1 alone learns the skin but blurs away hair,
-    eyes and mouth); returns (G eval, fit)."""
+def train_generator(seed: int, steps: int, batch: int, log, lr: float = 2e-2, feature_weight: float = 0.0):
+    """Regression of the toy generator onto the scene (weighted L1, see :func:`generator_batch`;
+    one-cycle Adam up to ``lr``: the equalised learning rate of EG3D's layers makes the usual 2e-3
+    far too slow for a few thousand steps); returns (G eval, fit)."""
     from eg3d import TriPlaneGenerator
     from guide.cameras import conditioning_params
 
@@ -183,20 +204,16 @@ def train_generator(seed: int, steps: int, batch: int, log, arcface: Optional[To
     G = TriPlaneGenerator(**toy_generator_kwargs())
     G.neural_rendering_resolution = NEURAL_RENDERING_RESOLUTION
     res = NEURAL_RENDERING_RESOLUTION
-    opt = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.9, 0.99))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.05)
+    opt = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     c0 = conditioning_params()
     G.train()
     start = time.time()
     for step in range(steps):
-        z, cams, target, target_raw = generator_batch(batch, g, res)
+        z, cams, target, target_raw, weight, weight_raw = generator_batch(batch, g, res, feature_weight)
         ws = G.mapping(z, c0.expand(batch, -1))
         out = G.synthesis(ws, cams, noise_mode="random")
-        loss = (out["image"] - target).abs().mean() + 0.5 * (out["image_raw"] - target_raw).abs().mean()
-        if arcface is not None and id_weight:
-            with torch.no_grad():
-                e_target = arcface(arcface_crops(target))
-            loss = loss + id_weight * (1 - (arcface(arcface_crops(out["image"])) * e_target).sum(1)).mean()
+        loss = ((out["image"] - target).abs() * weight).mean() + 0.5 * ((out["image_raw"] - target_raw).abs() * weight_raw).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -217,7 +234,7 @@ def train_generator(seed: int, steps: int, batch: int, log, arcface: Optional[To
         held = torch.Generator().manual_seed(seed + 1000)
         pairs = [generator_batch(16, held, res) for _ in range(2)]
         images, raws, targets, target_raws = [], [], [], []
-        for z, cams, target, target_raw in pairs:
+        for z, cams, target, target_raw, _, _ in pairs:
             out = G.synthesis(G.mapping(z, c0.expand(16, -1)), cams, noise_mode="const")
             images.append(out["image"]), raws.append(out["image_raw"]), targets.append(target), target_raws.append(target_raw)
         fit["heldout_psnr_image"] = psnr(torch.cat(images), torch.cat(targets))
@@ -245,9 +262,10 @@ def main(argv: List[str] = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m guide.toy.train", description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    parser.add_argument("--gen-steps", type=int, default=2400)
+    parser.add_argument("--gen-steps", type=int, default=7000)
     parser.add_argument("--gen-batch", type=int, default=4)
-    parser.add_argument("--gen-id-weight", type=float, default=0.0)
+    parser.add_argument("--gen-lr", type=float, default=2e-2)
+    parser.add_argument("--gen-feature-weight", type=float, default=8.0)
     parser.add_argument("--id-steps", type=int, default=300)
     parser.add_argument("--id-heads", type=int, default=600)
     parser.add_argument("--held-heads", type=int, default=200)
@@ -261,16 +279,16 @@ def main(argv: List[str] = None) -> dict:
 
     args.out.mkdir(parents=True, exist_ok=True)
     fit: Dict[str, dict] = {}
-    views = head_views(args.id_heads, 3, torch.Generator().manual_seed(args.seed * 100))
-    held_views = head_views(args.held_heads, 2, torch.Generator().manual_seed(args.seed * 100 + 50))
-    log(f"rendered {tuple(views.shape)} training and {tuple(held_views.shape)} held-out views")
-    nets = {}
+    G, fit["generator"] = train_generator(args.seed, args.gen_steps, args.gen_batch, log, args.gen_lr,
+                                          args.gen_feature_weight)
+    views = head_views(args.id_heads, ID_VIEWS, torch.Generator().manual_seed(args.seed * 100), G)
+    held_views = head_views(args.held_heads, ID_VIEWS, torch.Generator().manual_seed(args.seed * 100 + 50), G)
+    log(f"rendered {tuple(views.shape)} training and {tuple(held_views.shape)} held-out views (scene + generator)")
     for name, crop, offset in (("arcface", arcface_crops, 1), ("curricularface", metric_crops, 2)):
         data, held = crop_views(views, crop), crop_views(held_views, crop)
-        nets[name], fit[name] = train_identity_net(name, data, held, args.seed * 100 + offset, args.id_steps, log)
-        save_net(nets[name], args.out / f"{name}.safetensors")
-    G, fit["generator"] = train_generator(args.seed, args.gen_steps, args.gen_batch, log,
-                                          nets["arcface"].requires_grad_(False), args.gen_id_weight)
+        net, fit[name] = train_identity_net(name, data, held, args.seed * 100 + offset, args.id_steps, log,
+                                            scene_views=ID_VIEWS)
+        save_net(net, args.out / f"{name}.safetensors")
     from guide.io.generator_io import save_generator
 
     save_generator(G, args.out / "generator", provenance={

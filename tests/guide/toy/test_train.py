@@ -17,6 +17,8 @@ def test_a_short_training_run_writes_a_loadable_world(tmp_path):
         assert sha256_file(out / name) == entry["sha256"]
     fit = manifest["fit"]
     assert {"heldout_psnr_image", "heldout_psnr_raw", "w_minus_w_avg_median"} <= set(fit["generator"])
-    assert {"heldout_accuracy"} <= set(fit["arcface"]) and {"heldout_accuracy"} <= set(fit["curricularface"])
+    for name in ("arcface", "curricularface"):  # fit on scene renders, generator renders and across them
+        assert {kind: set(fit[name][kind]) >= {"heldout_accuracy", "threshold"} for kind in fit[name]} == {
+            "scene": True, "generator": True, "generator_vs_scene": True}
     world = toy_world("cpu", out)
     assert world.G.num_ws == 10 and world.G.z_dim == 16
