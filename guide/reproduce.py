@@ -172,9 +172,9 @@ def _config(method: str, settings: OODSettings, world: World):
     config.inversion.w_avg = world.w_avg
     config.renders = settings.renders
     if world.demo:
-        from guide.toy.world import TOY_LR
+        from guide.toy.world import apply_toy_preset
 
-        config.ltu.lr = TOY_LR  # the toy world's preset
+        apply_toy_preset(config)
     return config
 
 

@@ -70,7 +70,8 @@ def toy():
 
 @pytest.fixture(scope="session")
 def toy_guide_erase(toy):
-    """One GUIDE erase of toy identity seed 0 with the toy preset (about 35 s on 2 cores)."""
+    """One GUIDE erase of the demo's toy identity (seed 3) with the toy preset (about 40 s on 2 cores)."""
     from guide.toy.effect import erase_toy
+    from guide.toy.world import DEMO_IDENTITY
 
-    return erase_toy(toy, "guide", 0)
+    return erase_toy(toy, "guide", DEMO_IDENTITY)

@@ -9,7 +9,8 @@ over the evaluation yaws:
 * ``others_psnr``: pixel PSNR (dB) between the others' source and unlearned renders;
 * ``id_to_target``: similarity of the unlearned identity to the *source's* render of GUIDE's UFO
   target (``w_avg - 30 (w_u - w_avg)/||w_u - w_avg||``, computed here independently of
-  :mod:`guide.ufo`), and ``id_to_average`` to the source's render of w_avg;
+  :mod:`guide.ufo`), ``id_target_before`` the same for the source's render of w_u (where the head
+  starts from), and ``id_to_average`` to the source's render of w_avg;
 * ``id_neighbours``: ID of latents near the erased one (``w_u`` moved ``NEIGHBOUR_ALPHA`` towards
   random latents, inside the adjacency loss's range).
 """
@@ -73,6 +74,7 @@ class Effect:
     id_others: float
     others_psnr: float
     id_to_target: float
+    id_target_before: float
     id_to_average: float
     id_neighbours: float
     seconds: float
@@ -126,6 +128,7 @@ def measure_effect(world, erase: ToyErase) -> Effect:
         id_others=float(_pairs_id(scorer, other_pairs).mean()),
         others_psnr=_psnr(other_pairs),
         id_to_target=float(_pairs_id(scorer, [(target_img, after)])[0]),
+        id_target_before=float(_pairs_id(scorer, [(target_img, before)])[0]),
         id_to_average=float(_pairs_id(scorer, [(average_img, after)])[0]),
         id_neighbours=float(_pairs_id(scorer, pairs(G_src, G, neighbour_latents(G_src, erase.w_u))).mean()),
         seconds=erase.seconds,

@@ -1,13 +1,14 @@
 """The audit on the toy world, where the networks are trained: on a real (toy) erasure the audit's
-numbers mean what they say. One GUIDE erase of toy identity seed 0 (shared fixture), 3 views.
+numbers mean what they say. One GUIDE erase of the demo's toy head (seed 3, shared fixture), 3 views.
 
-Measured (torch 2.14, CPU): leakage at r = 0, 10, 30: unlearned 0.197, 0.165, 0.144; source 1.000,
-0.979, 0.819. Photo = source render of w_u at yaw 0.1, pitch -0.1, re-inverted latent = w_u;
-re-inversion: unlearned 0.196, source 0.969; optimisation attack (20 steps, lr 0.05): unlearned
-0.762, source 0.969 -- the attack wins back much of the person that the plain re-inversion does not
-find, which is what the audit is for. Thresholds sit between these and the values a broken audit
-(attacking the wrong generator, scoring against the wrong reference, an optimiser that does not
-move) would give.
+Measured (torch 2.14, CPU): leakage at r = 0, 10, 30: unlearned -0.114, -0.098, -0.146; source
+1.000, 0.896, 0.406. Photo = source render of w_u at yaw 0.1, pitch -0.1, re-inverted latent = w_u;
+re-inversion: unlearned -0.105, source 0.950; optimisation attack (20 steps, lr 0.05): unlearned
+0.852, source 0.950 -- the attack wins back most of the person that the plain re-inversion does not
+find (the toy erase's 60 steps leave the person close by in W+), which is what the audit is for.
+Thresholds sit between these and the values a broken audit (attacking the wrong generator: the
+source's 0.950; scoring against the wrong reference; an optimiser that does not move: the
+re-inversion's -0.105) would give.
 """
 import pytest
 import torch
@@ -39,8 +40,8 @@ def test_leakage_curve_of_the_erased_identity(toy, toy_guide_erase, setting):
     directions = unit_directions(toy.G, w_u, 2, "mapped", CAMERA, seeded_generator(0, 1))
     curve = leakage_curve(generators, toy.G, w_u, directions, [0, 10, 30], CAMERA, YAWS, embed)
     unlearned, source = curve["unlearned"]["mean"], curve["source"]["mean"]
-    assert source[0] > 0.999 and source[1] > 0.9 and source[2] < source[1]
-    assert max(unlearned) < 0.3  # the person is gone at w_u and around it, out to the adjacency radius and beyond
+    assert source[0] > 0.999 and source[1] > 0.8 and source[2] < source[1]
+    assert max(unlearned) < 0.2  # the person is gone at w_u and around it, out to the adjacency radius and beyond
 
 
 def test_the_attack_wins_back_more_than_re_inversion_but_less_than_on_the_source(toy, toy_guide_erase, setting):
@@ -52,8 +53,8 @@ def test_the_attack_wins_back_more_than_re_inversion_but_less_than_on_the_source
     reinversion, attack, _ = photo_attacks(generators, photo, toy_guide_erase.w_avg, CAMERA, YAWS, networks,
                                            AttackConfig(steps=20, lr=0.05), embed)
     assert reinversion["source"]["mean"] > 0.9 and attack["source"]["mean"] > 0.9
-    assert reinversion["unlearned"]["mean"] < 0.3
-    assert reinversion["unlearned"]["mean"] + 0.3 < attack["unlearned"]["mean"] < attack["source"]["mean"] - 0.1
+    assert reinversion["unlearned"]["mean"] < 0.2
+    assert reinversion["unlearned"]["mean"] + 0.3 < attack["unlearned"]["mean"] < attack["source"]["mean"] - 0.05
 
 
 def test_guide_audit_of_the_demo_uses_the_toy_networks(tmp_path):
@@ -77,7 +78,7 @@ def test_guide_audit_of_the_demo_uses_the_toy_networks(tmp_path):
     record = json.loads((tmp_path / "demo" / "audit.json").read_text())
     assert record["networks"].startswith("toy world") and not record["random_networks"]
     leakage = record["leakage"]
-    # measured: unlearned 0.197 / 0.185 at r = 0 / 5, source 1.000 / 0.997; a retained head 0.56
+    # measured: unlearned -0.129 / -0.106 at r = 0 / 5, source 1.000 / 0.981; a retained head 0.61 / 0.57
     assert leakage["target"]["unlearned"]["mean"][0] < 0.5 < leakage["target"]["source"]["mean"][0]
     assert leakage["target"]["source"]["mean"][0] > 0.99
     assert "<h2>Audit</h2>" in (tmp_path / "demo" / "report.html").read_text()

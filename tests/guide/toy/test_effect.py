@@ -1,19 +1,34 @@
 """An erase erases: GUIDE and the baseline on the toy world, measured with the toy CurricularFace.
 
-One GUIDE erase and one baseline erase (toy preset: lr 5e-4, 60 steps, random identity seed 0) are
-shared by every test. Thresholds come from measurements of this code (numbers in each test) and
-sit between them and the values measured with the method broken on purpose (a UFO sign flip, the
-local loss aimed at w_u, the average instead of the extrapolated target, no adjacency term, no
-global preservation term); see the report of issue 15 for that table.
+One GUIDE erase and one baseline erase of the demo's head (toy preset: lr 2e-3, global weight 3,
+60 steps, random identity seed 3 = ``guide.toy.world.DEMO_IDENTITY``) are shared by every test.
+Thresholds sit between the numbers measured with this code (torch 2.14, CPU) and those measured
+with the method broken on purpose; ``python scripts/toy_breakage.py --ids 3`` prints that table:
 
-The numbers hold for identity seed 0 only. Other identities measured with the same code: seed 1,
-GUIDE ID 0.289 but ID_others 0.000 (baseline 0.455 / 0.277); seed 2, GUIDE ID 0.822, ID_others
-0.937 (its head is close to the average one). The toy generator does not yet render hair colour,
-eyes or mouth, so its heads differ too little for every erase to be this clear.
+=============== ======== ========= ====== ========== =========== ==========
+erase           ID       ID_others PSNR   to target  ID          neighbours
+                                   (dB)   (from      to average
+                                          -0.041)
+=============== ======== ========= ====== ========== =========== ==========
+GUIDE           -0.108   0.634     22.06  0.063      0.122       -0.096
+baseline        0.107    0.311     18.12  0.022      -0.117      -0.012
+UFO sign flip   0.388    0.745     25.30  -0.160     0.132       0.342
+target = w_u    1.000    1.000     41.57  -0.039     -0.165      1.000
+target = w_avg  0.581    0.723     23.02  -0.034     -0.157      0.554
+no adjacency    0.278    0.862     27.24  -0.010     -0.092      0.289
+no global       -0.199   0.448     17.17  0.105      0.137       -0.210
+=============== ======== ========= ====== ========== =========== ==========
+
+Every break fails at least two tests. The numbers hold for this head; GUIDE on other random heads
+(same preset; ID / ID_others / PSNR): seed 0 0.224 / 0.386 / 20.1 (this head's erase drags the
+others along), seed 1 0.304 / 0.829 / 25.0, seed 2 0.282 / 0.693 / 18.8, seed 4 0.346 / 0.776 /
+24.0. The runs are deterministic on one machine; the tightest margins (0.04 on the move towards
+the target) assume the CPU kernels of another machine change the result by less than that.
 """
 import pytest
 
 from guide.toy.effect import measure_effect, run_effect
+from guide.toy.world import DEMO_IDENTITY
 
 
 @pytest.fixture(scope="module")
@@ -23,40 +38,45 @@ def guide_effect(toy, toy_guide_erase):
 
 @pytest.fixture(scope="module")
 def baseline_effect(toy):
-    return run_effect(toy, "baseline")[1]
+    return run_effect(toy, "baseline", DEMO_IDENTITY)[1]
 
 
 def test_guide_erases_the_identity_and_keeps_the_others(guide_effect):
-    """Before the erase ID is 1 (the same generator). Measured after (seed 0, torch 2.14 CPU): ID 0.190,
-    ID_others 0.583 (UFO sign flipped: ID 0.903; local loss aimed at w_u: 0.999)."""
-    assert guide_effect.id_erased < 0.3
-    assert guide_effect.id_others > 0.5
-    assert guide_effect.id_others - guide_effect.id_erased > 0.3
+    """Before the erase ID is 1 (the same generator). Measured after: ID -0.108, ID_others 0.634
+    (weakest broken erase: no adjacency term, ID 0.278; weakest kept others: no global term, 0.448)."""
+    assert guide_effect.id_erased < 0.15
+    assert guide_effect.id_others > 0.55
 
 
-def test_guide_turns_the_identity_into_its_target(guide_effect):
-    """The unlearned head resembles the source's render of the extrapolated target more than the
-    source's average head. Measured: 0.982 vs 0.904 (margin 0.078); average target instead of the
-    extrapolated one: 0.754 vs 0.986; sign flip: 0.390 vs 0.745; no adjacency term: 0.941 vs 0.953."""
-    assert guide_effect.id_to_target > 0.9
-    assert guide_effect.id_to_target > guide_effect.id_to_average + 0.04
+def test_guide_moves_the_identity_towards_its_target(guide_effect):
+    """The unlearned head resembles the source's render of the extrapolated target more than the head
+    did before: measured -0.041 -> 0.063 (+0.104); no adjacency term +0.031, average target +0.008,
+    target w_u +0.002, sign flip -0.119. (60 toy steps move the head only part of the way.)"""
+    assert guide_effect.id_to_target - guide_effect.id_target_before > 0.06
 
 
 def test_guide_erases_the_neighbourhood(guide_effect):
-    """Latents near w_u (alpha 6 towards random latents) are erased too: measured ID 0.225; without
-    the adjacency term 0.363."""
-    assert guide_effect.id_neighbours < 0.29
+    """Latents near w_u (alpha 6 towards random latents) are erased too: measured -0.096; without the
+    adjacency term 0.289, sign flip 0.342, average target 0.554."""
+    assert guide_effect.id_neighbours < 0.15
 
 
 def test_guide_preserves_other_renders(guide_effect):
-    """Other heads' renders stay close to the source's pixel for pixel: measured 21.1 dB; without
-    the global preservation term 16.9 dB."""
-    assert guide_effect.others_psnr > 19.0
+    """Other heads' renders stay close to the source's pixel for pixel: measured 22.1 dB; without the
+    global preservation term 17.2 dB (the baseline, which has none: 18.1 dB)."""
+    assert guide_effect.others_psnr > 19.5
 
 
-def test_baseline_erases_towards_the_average(baseline_effect):
-    """The baseline (average target, local loss only) erases less than GUIDE: measured ID 0.473
-    (GUIDE 0.190), ID_others 0.653 (GUIDE 0.583); its head turns into the average one (0.985)."""
-    assert baseline_effect.id_erased < 0.6
-    assert baseline_effect.id_others > 0.55
-    assert baseline_effect.id_to_average > 0.95
+def test_baseline_erases_but_guide_erases_more_and_keeps_more(guide_effect, baseline_effect):
+    """The paper's comparison: the baseline (average target, local loss only) erases (measured ID
+    0.107) but less than GUIDE (-0.108), and without the global term it loses the other heads
+    (ID_others 0.311 against GUIDE's 0.634)."""
+    assert baseline_effect.id_erased < 0.4
+    assert guide_effect.id_erased < baseline_effect.id_erased - 0.1
+    assert guide_effect.id_others > baseline_effect.id_others + 0.15
+
+
+def test_the_demo_erases_the_tested_head():
+    from guide.commands.demo import demo
+
+    assert next(p.default for p in demo.params if p.name == "seed") == DEMO_IDENTITY

@@ -42,9 +42,10 @@ def test_toy_face_net_takes_any_size_and_gives_unit_embeddings():
 
 def test_generator_heads_are_recognisable_across_views_and_differ_between_people():
     """The toy CurricularFace on the toy generator's renders at the ends of GUIDE's yaw range
-    (±pi/12): the same head matches itself across views, different heads much less. Measured: same
-    0.903, different 0.290. (A render vs the procedural head it imitates: only 0.13 -- the
-    generator reproduces skin, head shape and hair region but not yet hair colour, eyes or mouth.)"""
+    (±pi/12): the same head matches itself across views, different heads do not. Measured: same
+    0.903, different -0.032. (With the first recipe, whose generator did not render hair colour,
+    eyes or mouth: same 0.903, different 0.290. A render against the procedural head it imitates:
+    99.75 % verification accuracy in the manifest's fit.)"""
     import math
 
     import numpy as np
@@ -62,4 +63,4 @@ def test_generator_heads_are_recognisable_across_views_and_differ_between_people
     left, right = (scorer.embeddings(list(to_uint8(x)))[0] for x in (views[-math.pi / 12], views[math.pi / 12]))
     cross = (left @ right.t()).numpy()
     same, different = np.diag(cross).mean(), cross[~np.eye(8, dtype=bool)].mean()
-    assert same > 0.8 and different < 0.45
+    assert same > 0.8 and different < 0.2
