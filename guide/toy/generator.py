@@ -1,10 +1,12 @@
 """The toy world's generator configuration: EG3D's tiny config on 64² tri-planes.
 
 Same classes and code paths as the real generator (mapping with a 128-wide hidden layer, StyleGAN2
-tri-plane backbone with 32 channels, importance renderer, SuperresolutionHybrid2X to 128²). z has 16 numbers; w keeps 512 so W+ is
-``[N,14,512]`` like EG3D's and UFO's distances mean something. Renders use a neural rendering
-resolution of 32 (the super-resolution resizes it to 64 first) and 8+8 depth samples: a CPU trains
-it in minutes and an erase step takes a fraction of a second. The camera does not condition the
+tri-plane backbone with 32 channels, importance renderer, SuperresolutionHybrid2X to 128²). z has 16 numbers; w keeps 512 wide
+like EG3D's (W+ ``[N,10,512]``: 10 layers instead of 14, from the smaller tri-planes), and UFO's d = 30
+is measured in a W space rescaled to a known spread (:func:`scale_w_space`; median ||w - w_avg||
+over W+ = 60). Renders use a neural rendering
+resolution of 32 (the super-resolution resizes it to 64 first) and 8+8 depth samples: 2 CPU cores train
+it in about 45 minutes and an erase step takes a fraction of a second. The camera does not condition the
 mapping (``c_gen_conditioning_zero``): a head's identity is the same from every view.
 """
 from __future__ import annotations
