@@ -15,8 +15,6 @@ import argparse
 import json
 from contextlib import contextmanager
 
-import torch
-
 BREAKS = ("intact", "baseline", "sign-flip", "target-w_u", "target-average", "no-adjacency", "no-global")
 
 
@@ -72,7 +70,6 @@ def main() -> None:
                 erase = erase_toy(world, "baseline" if name == "baseline" else "guide", identity)
             effect = measure_effect(world, erase).to_dict()
             print(json.dumps({"break": name, "identity": identity, **effect}), flush=True)
-            torch.manual_seed(0)
 
 
 if __name__ == "__main__":

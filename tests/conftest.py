@@ -72,6 +72,6 @@ def toy():
 def toy_guide_erase(toy):
     """One GUIDE erase of the demo's toy identity (seed 3) with the toy preset (about 40 s on 2 cores)."""
     from guide.toy.effect import erase_toy
-    from guide.toy.world import DEMO_IDENTITY
+    from guide.commands.demo import DEMO_IDENTITY
 
     return erase_toy(toy, "guide", DEMO_IDENTITY)

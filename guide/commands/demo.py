@@ -10,13 +10,14 @@ DEMO_VIEWS = 7
 DEMO_OTHERS = 2  # other identities shown in the grid (ID_others is measured over DEMO_EVAL_OTHERS)
 DEMO_EVAL_OTHERS = 6
 DEMO_FID_SAMPLES = 64
+DEMO_IDENTITY = 3  # the random toy head erased by default (one the toy world erases cleanly; also the effect tests')
 
 
 @click.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("guide-demo"),
               show_default=True)
 @click.option("--iters", type=click.IntRange(1), default=None, help="LTU iterations [default: the toy preset's 60]")
-@click.option("--seed", type=int, default=3, show_default=True,
+@click.option("--seed", type=int, default=DEMO_IDENTITY, show_default=True,
               help="Which random toy identity is erased (3: a head the toy world erases cleanly; the README "
                    "gives the numbers of others).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out folder.")

@@ -6,7 +6,7 @@ like EG3D's (W+ ``[N,10,512]``: 10 layers instead of 14, from the smaller tri-pl
 is measured in a W space rescaled to a known spread (:func:`scale_w_space`; median ||w - w_avg||
 over W+ = 60). Renders use a neural rendering
 resolution of 32 (the super-resolution resizes it to 64 first) and 8+8 depth samples: 2 CPU cores train
-it in about 45 minutes and an erase step takes a fraction of a second. The camera does not condition the
+it in about 48 minutes and an erase step takes a fraction of a second. The camera does not condition the
 mapping (``c_gen_conditioning_zero``): a head's identity is the same from every view.
 """
 from __future__ import annotations

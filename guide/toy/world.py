@@ -24,7 +24,6 @@ NET_WIDTHS = {"arcface": 16, "curricularface": 24}
 TOY_ITERS = 60
 TOY_LR = 2e-3
 TOY_GLOBAL_WEIGHT = 3.0
-DEMO_IDENTITY = 3  # the random toy head `guide demo` and the effect tests erase (one the toy world erases cleanly)
 REGENERATE = "regenerate it with `python -m guide.toy.train --seed 0`"
 
 
@@ -201,9 +200,11 @@ def apply_toy_preset(config):
     """Size an erase config's LTU for the toy world (in place; returns it): lr 2e-3 instead of the
     paper's 1e-4 (60 steps instead of 1000, so an erase fits a CPU minute), and the global
     preservation term weighted 3 instead of 1 -- at the higher lr and with one-cycle-trained toy
-    heads, weight 1 lets the other heads drift (toy identities 0-4, lr 2e-3: ID_others 0.32-0.61 at
-    weight 1, 0.39-0.83 at weight 3; numbers in tests/guide/toy/test_effect.py). Toy-world only;
-    real erases keep the paper's settings."""
+    heads, weight 1 lets the other heads drift (toy heads 0-4, lr 2e-3, 60 steps: ID_others
+    0.32 to 0.66 at weight 1, 0.39 to 0.83 at weight 3, which buys that with a weaker erase: ID of
+    the erased head from -0.18 to 0.16 at weight 1, from -0.11 to 0.35 at weight 3; per head in
+    tests/guide/toy/test_effect.py). Toy-world only; real erases
+    keep the paper's settings."""
     config.ltu.lr = TOY_LR
     if config.ltu.losses.global_preservation:
         config.ltu.losses.global_weight = TOY_GLOBAL_WEIGHT

@@ -1,4 +1,5 @@
 """examples/batch-demo.yaml validates, and (slow) runs on CPU."""
+import copy
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from click.testing import CliRunner
 
 from guide.batch.schema import load_job
 from guide.cli import cli
+from guide.toy.world import apply_toy_preset
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "batch-demo.yaml"
 
@@ -15,6 +17,8 @@ def test_example_job_validates():
     job = load_job(EXAMPLE)
     assert job.mode == "joint" and job.generator == "builtin:toy" and job.networks == "toy"
     assert len(job.identities) >= 2 and job.devices == ["cpu"]
+    preset = apply_toy_preset(copy.deepcopy(job.erase)).ltu  # the file states the toy world's preset
+    assert (job.erase.ltu.lr, job.erase.ltu.losses.global_weight) == (preset.lr, preset.losses.global_weight)
     result = CliRunner().invoke(cli, ["batch", str(EXAMPLE), "--check"])
     assert result.exit_code == 0 and "job file OK" in result.output
 
